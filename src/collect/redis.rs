@@ -1,0 +1,267 @@
+//! The Redis collector: one persistent connection per target, one pipelined round trip per
+//! collection, optional commands probed once and reported as capabilities.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
+
+use super::backoff::Backoff;
+use super::redis_replies::{self as replies, Info};
+use super::{BoxFuture, CollectError, Collector};
+use crate::config::{Limits, ResolvedRedis};
+use crate::metrics::{label, Family, FamilySet};
+use crate::names as n;
+
+/// Optional commands; a server may refuse any of them (managed Redis, ACLs, old versions).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Optional {
+    ConfigMaxclients,
+    SlowlogLen,
+    SlowlogGet,
+    LatencyLatest,
+    LatencyHistogram,
+}
+
+impl Optional {
+    const ALL: [Optional; 5] = [
+        Optional::ConfigMaxclients,
+        Optional::SlowlogLen,
+        Optional::SlowlogGet,
+        Optional::LatencyLatest,
+        Optional::LatencyHistogram,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Optional::ConfigMaxclients => "config",
+            Optional::SlowlogLen | Optional::SlowlogGet => "slowlog",
+            Optional::LatencyLatest => "latency_latest",
+            Optional::LatencyHistogram => "latency_histogram",
+        }
+    }
+
+    fn add_to(self, pipe: &mut redis::Pipeline, slowlog_entries: usize) {
+        match self {
+            Optional::ConfigMaxclients => pipe.cmd("CONFIG").arg("GET").arg("maxclients"),
+            Optional::SlowlogLen => pipe.cmd("SLOWLOG").arg("LEN"),
+            Optional::SlowlogGet => pipe.cmd("SLOWLOG").arg("GET").arg(slowlog_entries),
+            Optional::LatencyLatest => pipe.cmd("LATENCY").arg("LATEST"),
+            Optional::LatencyHistogram => pipe.cmd("LATENCY").arg("HISTOGRAM"),
+        };
+    }
+}
+
+/// Collects one Redis server.
+pub struct RedisCollector {
+    target: ResolvedRedis,
+    limits: Limits,
+    client: Client,
+    conn: Option<MultiplexedConnection>,
+    backoff: Backoff,
+    last_connect_error: String,
+    /// `None`: not tried on this connection yet; `Some(false)`: refused, not sent again.
+    allowed: HashMap<&'static str, bool>,
+    slowlog_last_id: Option<i64>,
+    timeout: Duration,
+}
+
+impl RedisCollector {
+    /// Prepares the client; connects lazily on the first collection.
+    pub fn new(target: ResolvedRedis, limits: Limits) -> Result<Self, String> {
+        let shown = target.url.shown();
+        let mut info = shown
+            .as_str()
+            .into_connection_info()
+            .map_err(|e| format!("redis target {}: invalid URL: {:?}", target.name, e.kind()))?;
+        let mut settings = info.redis_settings().clone();
+        if let Some(u) = &target.username {
+            settings = settings.set_username(u);
+        }
+        if let Some(p) = &target.password {
+            settings = settings.set_password(p.expose());
+        }
+        info = info.set_redis_settings(settings);
+        let client =
+            Client::open(info).map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
+        let timeout = target.timeout;
+        Ok(Self {
+            target,
+            limits,
+            client,
+            conn: None,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            last_connect_error: String::new(),
+            allowed: HashMap::new(),
+            slowlog_last_id: None,
+            timeout,
+        })
+    }
+
+    async fn connection(&mut self) -> Result<MultiplexedConnection, CollectError> {
+        if let Some(c) = &self.conn {
+            return Ok(c.clone());
+        }
+        if !self.backoff.ready() {
+            return Err(CollectError::BackingOff(self.last_connect_error.clone()));
+        }
+        let cfg = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        match self.client.get_multiplexed_async_connection_with_config(&cfg).await {
+            Ok(c) => {
+                self.backoff.succeeded();
+                // A new connection may be a different server (failover): probe again.
+                self.allowed.clear();
+                self.conn = Some(c.clone());
+                Ok(c)
+            }
+            Err(e) => {
+                self.backoff.failed();
+                self.last_connect_error = describe(&e);
+                Err(CollectError::Connect(self.last_connect_error.clone()))
+            }
+        }
+    }
+
+    async fn collect_once(&mut self) -> Result<Vec<Family>, CollectError> {
+        let mut conn = self.connection().await?;
+        let optional: Vec<Optional> =
+            Optional::ALL.iter().copied().filter(|o| self.allowed.get(o.label()) != Some(&false)).collect();
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        pipe.cmd("INFO").arg("ALL");
+        for o in &optional {
+            o.add_to(&mut pipe, self.limits.slowlog_entries);
+        }
+        let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
+            Ok(r) => r,
+            Err(e) => {
+                // Unknown connection state: reconnect next time.
+                self.conn = None;
+                self.backoff.failed();
+                self.last_connect_error = describe(&e);
+                return Err(CollectError::Query(self.last_connect_error.clone()));
+            }
+        };
+        let mut it = replies.into_iter();
+        let info_text = match it.next() {
+            Some(Ok(v)) => value_text(&v),
+            Some(Err(e)) => return Err(CollectError::Query(format!("INFO: {}", describe(&e)))),
+            None => return Err(CollectError::Query("empty pipeline reply".into())),
+        };
+        let mut got: HashMap<Optional, Value> = HashMap::new();
+        for (o, r) in optional.iter().zip(it) {
+            match r {
+                Ok(v) => {
+                    self.allowed.insert(o.label(), true);
+                    got.insert(*o, v);
+                }
+                Err(e) => {
+                    if self.allowed.insert(o.label(), false) != Some(false) {
+                        tracing::info!(
+                            target_name = %self.target.name,
+                            "Redis refused {}: {}; not sending it again on this connection",
+                            o.label(),
+                            describe(&e)
+                        );
+                    }
+                }
+            }
+        }
+        Ok(self.families(&info_text, &got))
+    }
+
+    fn families(&mut self, info_text: &str, got: &HashMap<Optional, Value>) -> Vec<Family> {
+        let target = self.target.name.as_str();
+        let info = Info::parse(info_text);
+        let mut out = FamilySet::new();
+        let maxclients = got.get(&Optional::ConfigMaxclients).and_then(config_value);
+        replies::info_families(&info, target, maxclients, self.limits.max_commands, &mut out);
+
+        let mut caps: Vec<&str> = Optional::ALL.iter().map(|o| o.label()).collect();
+        caps.dedup();
+        for cap in caps {
+            let v = match self.allowed.get(cap) {
+                Some(false) => 0.0,
+                _ => 1.0,
+            };
+            out.add(&n::REDIS_COMMAND_ALLOWED, vec![label("target", target), label("command", cap)], v);
+        }
+
+        if let Some(Value::Int(len)) = got.get(&Optional::SlowlogLen) {
+            let len = *len as f64;
+            out.add(&n::REDIS_SLOWLOG_LENGTH, vec![label("target", target)], len);
+        }
+        if let Some(v) = got.get(&Optional::SlowlogGet) {
+            let view = replies::slowlog(v, self.slowlog_last_id);
+            self.slowlog_last_id = view.last_id;
+            if let Some(id) = view.last_id {
+                out.add(&n::REDIS_SLOWLOG_ENTRIES, vec![label("target", target)], (id + 1).max(0) as f64);
+            }
+            out.add(&n::REDIS_SLOWLOG_NEW_MAX, vec![label("target", target)], view.slowest_new_seconds);
+        }
+        if let Some(v) = got.get(&Optional::LatencyLatest) {
+            replies::latency_latest(v, target, &mut out);
+        }
+        if let Some(v) = got.get(&Optional::LatencyHistogram) {
+            // Same bounded command set as commandstats: the busiest `max_commands`.
+            let mut cmds: Vec<_> = info.cmdstats.iter().collect();
+            cmds.sort_by(|a, b| b.calls.total_cmp(&a.calls).then(a.name.cmp(b.name)));
+            let sums: HashMap<&str, f64> =
+                cmds.into_iter().take(self.limits.max_commands).map(|c| (c.name, c.usec)).collect();
+            replies::latency_histograms(v, target, &sums, &mut out);
+        }
+        out.into_families()
+    }
+}
+
+/// `CONFIG GET x` -> `[x, value]` (RESP2) or a map (RESP3).
+fn config_value(v: &Value) -> Option<f64> {
+    match v {
+        Value::Array(a) => a.get(1).and_then(|x| value_text(x).parse().ok()),
+        Value::Map(m) => m.first().and_then(|(_, x)| value_text(x).parse().ok()),
+        _ => None,
+    }
+}
+
+fn value_text(v: &Value) -> String {
+    match v {
+        Value::BulkString(b) => String::from_utf8_lossy(b).into_owned(),
+        Value::SimpleString(s) => s.clone(),
+        Value::VerbatimString { text, .. } => text.clone(),
+        Value::Int(i) => i.to_string(),
+        _ => String::new(),
+    }
+}
+
+/// A redis error as text safe to log: kind, code and detail from the server or the OS.
+/// redis-rs never includes the password in these.
+fn describe(e: &redis::RedisError) -> String {
+    let mut s = e.to_string();
+    if s.len() > 300 {
+        s.truncate(300);
+    }
+    s
+}
+
+impl Collector for RedisCollector {
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn target(&self) -> &str {
+        &self.target.name
+    }
+
+    fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
+        Box::pin(self.collect_once())
+    }
+
+    fn reset(&mut self) {
+        self.conn = None;
+        self.backoff.failed();
+        self.last_connect_error = "previous collection timed out".into();
+    }
+}

@@ -1,0 +1,439 @@
+//! Daemon configuration: the YAML file `redline run --config` reads, parsed in two steps
+//! (raw serde structs, then validation that reports every problem with its line).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::secret::{RedisUrl, Secret};
+
+/// The whole daemon configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address `/metrics` listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Defaults for every collector's interval and deadline.
+    #[serde(default)]
+    pub collection: Collection,
+    /// The host collector (CPU, memory, disks, network of this machine).
+    #[serde(default)]
+    pub host: HostConfig,
+    /// Redis targets.
+    #[serde(default)]
+    pub redis: Vec<RedisTarget>,
+    /// Bounds on cardinality and work per collection.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// Collection cadence defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collection {
+    /// How often each collector runs (e.g. `10s`).
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Deadline for one collection; must not exceed the interval.
+    #[serde(default = "default_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for Collection {
+    fn default() -> Self {
+        Self { interval: default_interval(), timeout: default_timeout() }
+    }
+}
+
+/// Host collector settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    /// Whether to collect host metrics.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Overrides `collection.interval`.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+}
+
+impl Default for HostConfig {
+    fn default() -> Self {
+        Self { enabled: true, interval: None }
+    }
+}
+
+/// One Redis server to watch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTarget {
+    /// Value of the `target` label; defaults to `host:port` of the URL.
+    pub name: Option<String>,
+    /// `redis://[user[:password]@]host:port[/db]` or `rediss://…` for TLS. A password here is
+    /// accepted but `password_env` / `password_file` keep it out of the file.
+    pub url: RedisUrl,
+    /// ACL user name (overrides the one in the URL).
+    pub username: Option<String>,
+    /// Name of an environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// Path of a file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// Overrides `collection.interval` for this target.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// Overrides `collection.timeout` for this target.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+}
+
+/// Bounds that keep the output and the work per collection small.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Most per-command series (commandstats, latency histograms) per Redis target.
+    #[serde(default = "default_max_commands")]
+    pub max_commands: usize,
+    /// SLOWLOG entries fetched per collection to find the slowest new one.
+    #[serde(default = "default_slowlog_entries")]
+    pub slowlog_entries: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_commands: default_max_commands(), slowlog_entries: default_slowlog_entries() }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9860))
+}
+fn default_interval() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+fn default_max_commands() -> usize {
+    200
+}
+fn default_slowlog_entries() -> usize {
+    32
+}
+fn yes() -> bool {
+    true
+}
+
+/// One problem in a configuration file, with its place when known.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// 1-based line.
+    pub line: Option<usize>,
+    /// 1-based column.
+    pub column: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// Errors loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        /// File.
+        path: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file was read but is not valid; every problem found is listed.
+    #[error("{}", render_problems(path, problems))]
+    Invalid {
+        /// File.
+        path: String,
+        /// Problems, in file order where known.
+        problems: Vec<Problem>,
+    },
+}
+
+fn render_problems(path: &str, problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| match (p.line, p.column) {
+            (Some(l), Some(c)) => format!("{path}:{l}:{c}: {}", p.message),
+            (Some(l), None) => format!("{path}:{l}: {}", p.message),
+            _ => format!("{path}: {}", p.message),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Turns a serde_yaml_ng error into a located problem. The message keeps serde's own wording
+/// ("unknown field `x`, expected one of …") without its trailing "at line … column …".
+pub fn yaml_problem(e: &serde_yaml_ng::Error) -> Problem {
+    let text = e.to_string();
+    let message = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    let loc = e.location();
+    Problem { line: loc.as_ref().map(|l| l.line()), column: loc.as_ref().map(|l| l.column()), message }
+}
+
+/// 1-based line of the first line containing `needle`, for problems found after parsing.
+pub fn line_of(src: &str, needle: &str) -> Option<usize> {
+    src.lines().position(|l| l.contains(needle)).map(|i| i + 1)
+}
+
+/// 1-based line where item `index` of the top-level block sequence `key:` starts.
+/// Block style only (what people write); flow style yields `None` and the message stands alone.
+pub fn item_line(src: &str, key: &str, index: usize) -> Option<usize> {
+    let lines: Vec<&str> = src.lines().collect();
+    let start = lines.iter().position(|l| l.trim_end() == format!("{key}:"))?;
+    let mut item_indent = None;
+    let mut seen = 0;
+    for (i, l) in lines.iter().enumerate().skip(start + 1) {
+        let trimmed = l.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let indent = l.len() - trimmed.len();
+        if indent == 0 && !trimmed.starts_with('-') {
+            return None; // next top-level key
+        }
+        if trimmed.starts_with("- ") || trimmed == "-" {
+            let want = *item_indent.get_or_insert(indent);
+            if indent == want {
+                if seen == index {
+                    return Some(i + 1);
+                }
+                seen += 1;
+            }
+        }
+    }
+    None
+}
+
+/// A Redis target after validation, with its secret resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedRedis {
+    /// `target` label value.
+    pub name: String,
+    /// URL without credentials (safe to show).
+    pub url: RedisUrl,
+    /// ACL user.
+    pub username: Option<String>,
+    /// Password, if any.
+    pub password: Option<Secret>,
+    /// Collection interval.
+    pub interval: Duration,
+    /// Collection deadline.
+    pub timeout: Duration,
+}
+
+impl Config {
+    /// Parses and validates configuration text. `path` is only used in messages.
+    pub fn parse(src: &str, path: &str) -> Result<Config, ConfigError> {
+        let invalid = |problems| ConfigError::Invalid { path: path.to_string(), problems };
+        // An empty file is a valid, all-defaults configuration.
+        let cfg: Config =
+            if src.trim().is_empty() { serde_yaml_ng::from_str("{}") } else { serde_yaml_ng::from_str(src) }
+                .map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+        let problems = cfg.problems(src);
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(invalid(problems))
+        }
+    }
+
+    /// Reads, parses and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let shown = path.display().to_string();
+        let src = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+        Config::parse(&src, &shown)
+    }
+
+    /// Semantic checks serde cannot do; every problem is reported, not just the first.
+    fn problems(&self, src: &str) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut push = |line: Option<usize>, message: String| {
+            out.push(Problem { line, column: None, message });
+        };
+        if self.collection.interval.is_zero() {
+            push(line_of(src, "interval:"), "collection.interval must be greater than zero".into());
+        }
+        if self.collection.timeout > self.collection.interval {
+            push(line_of(src, "timeout:"), "collection.timeout must not exceed collection.interval".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for (i, t) in self.redis.iter().enumerate() {
+            let at = item_line(src, "redis", i);
+            let name = self.redis_name(t);
+            if !names.insert(name.clone()) {
+                push(
+                    at,
+                    format!("redis[{i}]: duplicate target name {name:?}; give each target a unique `name`"),
+                );
+            }
+            let sources = [t.url.password().is_some(), t.password_env.is_some(), t.password_file.is_some()];
+            if sources.iter().filter(|s| **s).count() > 1 {
+                push(
+                    at,
+                    format!("redis[{i}]: give the password in only one of url, password_env, password_file"),
+                );
+            }
+            let interval = t.interval.unwrap_or(self.collection.interval);
+            if interval.is_zero() {
+                push(at, format!("redis[{i}]: interval must be greater than zero"));
+            }
+            // Only when the target sets its own cadence; otherwise the global check covers it.
+            let own_cadence = t.interval.is_some() || t.timeout.is_some();
+            if own_cadence && t.timeout.unwrap_or(self.collection.timeout) > interval {
+                push(at, format!("redis[{i}]: timeout must not exceed interval"));
+            }
+            if let Err(e) = resolve_password(t) {
+                push(at, format!("redis[{i}]: {e}"));
+            }
+        }
+        if self.limits.slowlog_entries == 0 || self.limits.slowlog_entries > 1024 {
+            push(
+                line_of(src, "slowlog_entries:"),
+                "limits.slowlog_entries must be between 1 and 1024".into(),
+            );
+        }
+        out.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        out
+    }
+
+    fn redis_name(&self, t: &RedisTarget) -> String {
+        t.name.clone().unwrap_or_else(|| t.url.host_port())
+    }
+
+    /// Redis targets with names, cadence and passwords resolved.
+    pub fn redis_targets(&self) -> Result<Vec<ResolvedRedis>, String> {
+        self.redis
+            .iter()
+            .map(|t| {
+                Ok(ResolvedRedis {
+                    name: self.redis_name(t),
+                    url: t.url.clone(),
+                    username: t.username.clone().or_else(|| t.url.username()),
+                    password: resolve_password(t)?,
+                    interval: t.interval.unwrap_or(self.collection.interval),
+                    timeout: t.timeout.unwrap_or(self.collection.timeout),
+                })
+            })
+            .collect()
+    }
+
+    /// The host collector's interval.
+    pub fn host_interval(&self) -> Duration {
+        self.host.interval.unwrap_or(self.collection.interval)
+    }
+}
+
+/// Finds the password from whichever source the target names; never echoes it.
+fn resolve_password(t: &RedisTarget) -> Result<Option<Secret>, String> {
+    if let Some(var) = &t.password_env {
+        return match std::env::var(var) {
+            Ok(v) => Ok(Some(Secret::new(v))),
+            Err(_) => Err(format!("password_env: environment variable {var} is not set")),
+        };
+    }
+    if let Some(file) = &t.password_file {
+        return match std::fs::read_to_string(file) {
+            Ok(v) => Ok(Some(Secret::new(v.lines().next().unwrap_or("").to_string()))),
+            Err(e) => Err(format!("password_file: cannot read {}: {e}", file.display())),
+        };
+    }
+    Ok(t.url.password())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(src: &str) -> Vec<Problem> {
+        match Config::parse(src, "t.yaml") {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let c = Config::parse("", "t.yaml").expect("empty config is valid");
+        assert_eq!(c.listen.port(), 9860);
+        assert!(c.host.enabled);
+        assert!(c.redis.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_with_its_line() {
+        let p = problems("listen: 127.0.0.1:9000\nredis:\n  - url: redis://127.0.0.1:6379\n    pasword: x\n");
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].line, Some(4), "{p:?}");
+        assert!(p[0].message.contains("unknown field `pasword`"), "{p:?}");
+    }
+
+    #[test]
+    fn broken_yaml_names_the_line() {
+        let p = problems("listen: 127.0.0.1:9000\nredis: [\n  - url: x\n");
+        assert!(p[0].line.is_some(), "{p:?}");
+    }
+
+    #[test]
+    fn wrong_type_names_the_line() {
+        let p = problems("host:\n  enabled: maybe\n");
+        assert_eq!(p[0].line, Some(2), "{p:?}");
+    }
+
+    #[test]
+    fn bad_url_scheme_is_rejected_with_line() {
+        let p = problems("redis:\n  - url: http://127.0.0.1:6379\n");
+        assert_eq!(p[0].line, Some(2), "{p:?}");
+        assert!(p[0].message.contains("redis://"), "{p:?}");
+    }
+
+    #[test]
+    fn every_semantic_problem_is_reported() {
+        let src = "collection:\n  interval: 5s\n  timeout: 10s\nredis:\n  - url: redis://127.0.0.1:6379\n  - url: redis://127.0.0.1:6379\n    password_env: REDLINE_TEST_SURELY_UNSET_VAR\n";
+        let p = problems(src);
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p.iter().any(|p| p.message.contains("timeout must not exceed")));
+        assert!(p.iter().any(|p| p.message.contains("duplicate target name")));
+        assert!(p.iter().any(|p| p.message.contains("REDLINE_TEST_SURELY_UNSET_VAR is not set")));
+    }
+
+    #[test]
+    fn item_lines_are_found_in_block_sequences() {
+        let src = "listen: x\nredis:\n  # first\n  - url: a\n    name: b\n\n  - url: c\nhost: {}\n";
+        assert_eq!(item_line(src, "redis", 0), Some(4));
+        assert_eq!(item_line(src, "redis", 1), Some(7));
+        assert_eq!(item_line(src, "redis", 2), None);
+        assert_eq!(item_line("redis: []\n", "redis", 0), None);
+    }
+
+    #[test]
+    fn error_text_has_file_line_column() {
+        let err = Config::parse("bogus: 1\n", "conf/redline.yaml").expect_err("unknown key");
+        assert!(err.to_string().starts_with("conf/redline.yaml:1:1: unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn password_in_url_never_appears_in_errors_or_debug() {
+        let src = "redis:\n  - url: redis://:hunter2@127.0.0.1:6379\n    password_env: ALSO\n";
+        let err = Config::parse(src, "t.yaml").expect_err("two password sources");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let ok =
+            Config::parse("redis:\n  - url: redis://:hunter2@127.0.0.1:6379\n", "t.yaml").expect("valid");
+        assert!(!format!("{ok:?}").contains("hunter2"));
+        let t = ok.redis_targets().expect("resolves");
+        assert_eq!(t[0].password.as_ref().map(|s| s.expose()), Some("hunter2"));
+        assert_eq!(t[0].name, "127.0.0.1:6379");
+    }
+}

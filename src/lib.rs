@@ -1,0 +1,13 @@
+//! redline: samples Redis, job queues, PostgreSQL and the host into Prometheus metrics, and
+//! generates alert rules and dashboards from one thresholds file.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod collect;
+pub mod config;
+pub mod daemon;
+pub mod expose;
+pub mod metrics;
+pub mod names;
+pub mod secret;
+pub mod serve;

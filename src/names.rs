@@ -1,0 +1,231 @@
+//! Every metric redline exposes, declared once: name, help and kind. Collectors build samples
+//! from these definitions and the rule/dashboard generators query the same names, so a renamed
+//! metric cannot leave a rule or a panel pointing at nothing.
+
+use crate::metrics::MetricDef as M;
+
+// --- the daemon itself ---
+/// Build information.
+pub const BUILD_INFO: M = M::gauge("redline_build_info", "redline version and build; always 1.");
+/// Wall time of the last collection.
+pub const COLLECTOR_DURATION: M =
+    M::gauge("redline_collector_duration_seconds", "Wall time of the last collection by this collector.");
+/// Last collection outcome.
+pub const COLLECTOR_SUCCESS: M =
+    M::gauge("redline_collector_success", "1 if the last collection by this collector succeeded, else 0.");
+/// Failed collections.
+pub const COLLECTOR_ERRORS: M =
+    M::counter("redline_collector_errors", "Collections that failed or timed out.");
+/// Time of last success.
+pub const COLLECTOR_LAST_SUCCESS: M = M::gauge(
+    "redline_collector_last_success_timestamp_seconds",
+    "Unix time of the last successful collection (0 if none yet).",
+);
+/// Age of the data being served.
+pub const SNAPSHOT_AGE: M = M::gauge(
+    "redline_snapshot_age_seconds",
+    "Seconds since this collector's data in the served snapshot was collected.",
+);
+/// Target reachability.
+pub const TARGET_UP: M =
+    M::gauge("redline_target_up", "1 if the target answered the last collection, else 0.");
+
+// --- Redis ---
+/// Server identity.
+pub const REDIS_INSTANCE_INFO: M = M::gauge(
+    "redline_redis_instance_info",
+    "Redis server version, role, mode and eviction policy; always 1.",
+);
+/// Capability: whether an optional command is allowed.
+pub const REDIS_COMMAND_ALLOWED: M = M::gauge(
+    "redline_redis_command_allowed",
+    "1 if the server accepts this optional command, 0 if it refused it (managed Redis, ACL).",
+);
+/// Uptime.
+pub const REDIS_UPTIME: M =
+    M::gauge("redline_redis_uptime_seconds", "Seconds since the Redis server started.");
+/// used_memory.
+pub const REDIS_MEMORY_USED: M =
+    M::gauge("redline_redis_memory_used_bytes", "Memory allocated by Redis (used_memory).");
+/// used_memory_rss.
+pub const REDIS_MEMORY_RSS: M = M::gauge("redline_redis_memory_rss_bytes", "Resident set size of Redis.");
+/// used_memory_peak.
+pub const REDIS_MEMORY_PEAK: M =
+    M::gauge("redline_redis_memory_peak_bytes", "Peak memory allocated by Redis.");
+/// maxmemory.
+pub const REDIS_MEMORY_MAX: M = M::gauge(
+    "redline_redis_memory_max_bytes",
+    "maxmemory setting; 0 means no limit (eviction never happens).",
+);
+/// Fragmentation.
+pub const REDIS_MEMORY_FRAGMENTATION: M = M::gauge(
+    "redline_redis_memory_fragmentation_ratio",
+    "RSS divided by used memory (mem_fragmentation_ratio).",
+);
+/// Evictions.
+pub const REDIS_EVICTED_KEYS: M =
+    M::counter("redline_redis_evicted_keys", "Keys evicted because of maxmemory.");
+/// Expirations.
+pub const REDIS_EXPIRED_KEYS: M =
+    M::counter("redline_redis_expired_keys", "Keys removed because their TTL passed.");
+/// Hits.
+pub const REDIS_KEYSPACE_HITS: M = M::counter("redline_redis_keyspace_hits", "Successful key lookups.");
+/// Misses.
+pub const REDIS_KEYSPACE_MISSES: M = M::counter("redline_redis_keyspace_misses", "Failed key lookups.");
+/// Clients.
+pub const REDIS_CLIENTS_CONNECTED: M =
+    M::gauge("redline_redis_clients_connected", "Client connections, replicas excluded.");
+/// Blocked clients.
+pub const REDIS_CLIENTS_BLOCKED: M =
+    M::gauge("redline_redis_clients_blocked", "Clients waiting in a blocking command (BLPOP, XREAD, …).");
+/// maxclients.
+pub const REDIS_CLIENTS_MAX: M = M::gauge("redline_redis_clients_max", "maxclients setting.");
+/// Rejected connections.
+pub const REDIS_REJECTED_CONNECTIONS: M =
+    M::counter("redline_redis_rejected_connections", "Connections refused because maxclients was reached.");
+/// Accepted connections.
+pub const REDIS_CONNECTIONS_RECEIVED: M =
+    M::counter("redline_redis_connections_received", "Connections accepted by the server.");
+/// Commands processed.
+pub const REDIS_COMMANDS_PROCESSED: M = M::counter("redline_redis_commands_processed", "Commands processed.");
+/// Per-command calls.
+pub const REDIS_COMMAND_CALLS: M =
+    M::counter("redline_redis_command_calls", "Calls per command (commandstats).");
+/// Per-command time.
+pub const REDIS_COMMAND_DURATION: M =
+    M::counter("redline_redis_command_duration_seconds", "Time spent executing each command (commandstats).");
+/// Per-command failures.
+pub const REDIS_COMMAND_FAILED: M =
+    M::counter("redline_redis_command_failed_calls", "Calls per command that failed inside the command.");
+/// Per-command rejections.
+pub const REDIS_COMMAND_REJECTED: M = M::counter(
+    "redline_redis_command_rejected_calls",
+    "Calls per command rejected before running (bad arity, OOM, ACL, …).",
+);
+/// Per-command latency histogram.
+pub const REDIS_COMMAND_LATENCY: M = M::histogram(
+    "redline_redis_command_latency_seconds",
+    "Command latency distribution (LATENCY HISTOGRAM).",
+);
+/// Per-command series dropped by limits.max_commands.
+pub const REDIS_COMMANDS_DROPPED: M = M::gauge(
+    "redline_redis_command_series_dropped",
+    "Commands whose per-command series were left out because of limits.max_commands.",
+);
+/// Error replies by prefix.
+pub const REDIS_ERRORS: M =
+    M::counter("redline_redis_errors", "Error replies sent, by error prefix (errorstats).");
+/// Network in.
+pub const REDIS_NET_INPUT: M = M::counter("redline_redis_net_input_bytes", "Bytes read from the network.");
+/// Network out.
+pub const REDIS_NET_OUTPUT: M = M::counter("redline_redis_net_output_bytes", "Bytes written to the network.");
+/// Connected replicas.
+pub const REDIS_CONNECTED_REPLICAS: M =
+    M::gauge("redline_redis_connected_replicas", "Replicas connected to this primary.");
+/// Replica lag in bytes.
+pub const REDIS_REPLICA_LAG_BYTES: M = M::gauge(
+    "redline_redis_replica_lag_bytes",
+    "Replication offset a replica is behind this primary, per replica.",
+);
+/// Replica lag in seconds.
+pub const REDIS_REPLICA_LAG_SECONDS: M =
+    M::gauge("redline_redis_replica_lag_seconds", "Seconds since a replica last acknowledged, per replica.");
+/// Link to primary.
+pub const REDIS_MASTER_LINK_UP: M =
+    M::gauge("redline_redis_master_link_up", "On a replica: 1 if the link to the primary is up, else 0.");
+/// Last IO with primary.
+pub const REDIS_MASTER_LAST_IO: M = M::gauge(
+    "redline_redis_master_last_io_seconds",
+    "On a replica: seconds since the last interaction with the primary.",
+);
+/// Replication offset.
+pub const REDIS_REPL_OFFSET: M =
+    M::gauge("redline_redis_replication_offset_bytes", "Replication offset of this server.");
+/// RDB last save ok.
+pub const REDIS_RDB_LAST_BGSAVE_OK: M =
+    M::gauge("redline_redis_rdb_last_bgsave_success", "1 if the last RDB save succeeded, else 0.");
+/// RDB last save time.
+pub const REDIS_RDB_LAST_SAVE: M =
+    M::gauge("redline_redis_rdb_last_save_timestamp_seconds", "Unix time of the last successful RDB save.");
+/// Changes since save.
+pub const REDIS_RDB_CHANGES: M =
+    M::gauge("redline_redis_rdb_changes_since_last_save", "Writes since the last RDB save.");
+/// AOF enabled.
+pub const REDIS_AOF_ENABLED: M = M::gauge("redline_redis_aof_enabled", "1 if AOF persistence is on.");
+/// AOF write ok.
+pub const REDIS_AOF_LAST_WRITE_OK: M =
+    M::gauge("redline_redis_aof_last_write_success", "1 if the last AOF write succeeded, else 0.");
+/// AOF rewrite ok.
+pub const REDIS_AOF_LAST_REWRITE_OK: M =
+    M::gauge("redline_redis_aof_last_rewrite_success", "1 if the last AOF rewrite succeeded, else 0.");
+/// Keys per db.
+pub const REDIS_DB_KEYS: M = M::gauge("redline_redis_db_keys", "Keys per database.");
+/// Keys with TTL per db.
+pub const REDIS_DB_KEYS_EXPIRING: M =
+    M::gauge("redline_redis_db_keys_expiring", "Keys with a TTL per database.");
+/// LATENCY LATEST.
+pub const REDIS_LATENCY_LATEST: M = M::gauge(
+    "redline_redis_latency_spike_latest_seconds",
+    "Latest latency spike per event (LATENCY LATEST; needs latency-monitor-threshold).",
+);
+/// LATENCY LATEST max.
+pub const REDIS_LATENCY_MAX: M =
+    M::gauge("redline_redis_latency_spike_max_seconds", "Largest latency spike per event (LATENCY LATEST).");
+/// Slowlog length.
+pub const REDIS_SLOWLOG_LENGTH: M = M::gauge("redline_redis_slowlog_length", "Entries in the slow log.");
+/// Slowlog entries ever.
+pub const REDIS_SLOWLOG_ENTRIES: M = M::counter(
+    "redline_redis_slowlog_entries",
+    "Slow log entries recorded since server start (last id + 1).",
+);
+/// Slowest new entry.
+pub const REDIS_SLOWLOG_NEW_MAX: M = M::gauge(
+    "redline_redis_slowlog_new_max_duration_seconds",
+    "Duration of the slowest slow log entry added since the previous collection (0 if none).",
+);
+
+// --- host ---
+/// CPU busy.
+pub const HOST_CPU_BUSY: M =
+    M::gauge("redline_host_cpu_busy_ratio", "Share of time all CPUs were busy (0-1).");
+/// Per-core busy.
+pub const HOST_CPU_CORE_BUSY: M =
+    M::gauge("redline_host_cpu_core_busy_ratio", "Share of time one core was busy (0-1).");
+/// CPUs.
+pub const HOST_CPUS: M = M::gauge("redline_host_cpus", "Logical CPUs.");
+/// Load 1m.
+pub const HOST_LOAD1: M = M::gauge("redline_host_load1", "1-minute load average.");
+/// Load 5m.
+pub const HOST_LOAD5: M = M::gauge("redline_host_load5", "5-minute load average.");
+/// Load 15m.
+pub const HOST_LOAD15: M = M::gauge("redline_host_load15", "15-minute load average.");
+/// Memory total.
+pub const HOST_MEMORY_TOTAL: M = M::gauge("redline_host_memory_total_bytes", "Physical memory.");
+/// Memory available.
+pub const HOST_MEMORY_AVAILABLE: M =
+    M::gauge("redline_host_memory_available_bytes", "Memory available for new work without swapping.");
+/// Swap total.
+pub const HOST_SWAP_TOTAL: M = M::gauge("redline_host_swap_total_bytes", "Swap space.");
+/// Swap used.
+pub const HOST_SWAP_USED: M = M::gauge("redline_host_swap_used_bytes", "Swap in use.");
+/// FS size.
+pub const HOST_FS_SIZE: M =
+    M::gauge("redline_host_filesystem_size_bytes", "Filesystem size per mount point.");
+/// FS available.
+pub const HOST_FS_AVAILABLE: M =
+    M::gauge("redline_host_filesystem_available_bytes", "Filesystem space available to unprivileged users.");
+/// Net rx.
+pub const HOST_NET_RX: M = M::counter("redline_host_network_receive_bytes", "Bytes received per interface.");
+/// Net tx.
+pub const HOST_NET_TX: M = M::counter("redline_host_network_transmit_bytes", "Bytes sent per interface.");
+/// Net rx errors.
+pub const HOST_NET_RX_ERRORS: M =
+    M::counter("redline_host_network_receive_errors", "Receive errors per interface.");
+/// Net tx errors.
+pub const HOST_NET_TX_ERRORS: M =
+    M::counter("redline_host_network_transmit_errors", "Transmit errors per interface.");
+/// Own RSS.
+pub const PROCESS_RSS: M =
+    M::gauge("redline_process_resident_memory_bytes", "Resident memory of the redline process.");
+/// Own CPU.
+pub const PROCESS_CPU: M = M::counter("redline_process_cpu_seconds", "CPU time used by the redline process.");

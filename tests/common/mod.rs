@@ -1,0 +1,221 @@
+//! Shared helpers for integration tests: spawned redis-server instances, the daemon
+//! in-process or as a subprocess, and a scraper. Everything talks to 127.0.0.1 only.
+#![allow(dead_code)]
+
+use std::net::TcpListener as StdListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+/// A redis-server of our own, killed on drop.
+pub struct RedisServer {
+    pub port: u16,
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    extra: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts redis-server on a free port with extra arguments (`--requirepass x`, …).
+    pub fn start(extra: &[&str]) -> Self {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// Starts redis-server on a given port.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s =
+            RedisServer { port, child: None, dir, extra: extra.iter().map(|s| s.to_string()).collect() };
+        s.restart();
+        s
+    }
+
+    /// Starts (again) on the same port.
+    pub fn restart(&mut self) {
+        let mut cmd = Command::new("redis-server");
+        cmd.args([
+            "--port",
+            &self.port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(self.dir.path())
+        .args(&self.extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        self.child = Some(cmd.spawn().expect("redis-server on PATH"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start on {}", self.port);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Kills the server (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends a signal (STOP/CONT) to the server.
+    pub fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok =
+                Command::new("kill").args([&format!("-{sig}"), &c.id().to_string()]).status().expect("kill");
+            assert!(ok.success());
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs a redis-cli command against this server.
+    pub fn cli(&self, args: &[&str]) -> String {
+        redis_cli(self.port, args)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.signal("CONT");
+        self.kill();
+    }
+}
+
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out =
+        Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// GETs a URL path from the daemon, with a client-side timeout.
+pub fn get(addr: &str, path: &str, accept: Option<&str>) -> Result<(u16, String), String> {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let mut req = client.get(format!("http://{addr}{path}"));
+    if let Some(a) = accept {
+        req = req.header("Accept", a);
+    }
+    let resp = req.send().map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().map_err(|e| e.to_string())?))
+}
+
+/// Scrapes /metrics as Prometheus text.
+pub fn scrape(addr: &str) -> String {
+    get(addr, "/metrics", None).map(|(_, b)| b).unwrap_or_default()
+}
+
+/// The value of the first sample whose line starts with `prefix` (name plus labels).
+pub fn value(metrics: &str, prefix: &str) -> Option<f64> {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Polls until `f` returns true or `within` passes.
+pub fn wait_for(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The redline binary running as a subprocess, with stderr captured to a file.
+pub struct Daemon {
+    pub addr: String,
+    child: Child,
+    pub log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Writes `config` (its `listen` is set here) and starts `redline run`.
+    pub fn start(config_body: &str, envs: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let addr = format!("127.0.0.1:{}", free_port());
+        let cfg = dir.path().join("redline.yaml");
+        std::fs::write(&cfg, format!("listen: {addr}\n{config_body}")).expect("write config");
+        let log = dir.path().join("redline.log");
+        let child = Command::new(env!("CARGO_BIN_EXE_redline"))
+            .args(["run", "--config"])
+            .arg(&cfg)
+            .envs(envs.iter().copied())
+            .env("REDLINE_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start redline");
+        let d = Daemon { addr, child, log, _dir: dir };
+        wait_for("redline to serve /-/healthy", Duration::from_secs(10), || {
+            get(&d.addr, "/-/healthy", None).is_ok()
+        });
+        d
+    }
+
+    pub fn scrape(&self) -> String {
+        scrape(&self.addr)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and returns the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "redline did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Checks exposition text with `promtool check metrics`; returns its complaints.
+pub fn promtool_check_metrics(text: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("promtool on PATH (the test command installs the prometheus package)");
+    child.stdin.take().expect("stdin").write_all(text.as_bytes()).expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
+    s.push_str(&String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() && s.is_empty() {
+        s = format!("promtool exited with {}", out.status);
+    }
+    s
+}
