@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 apt_install redis-server redis-tools prometheus prometheus-alertmanager
+command -v npm >/dev/null || apt_install nodejs npm
+# The real queue libraries the tests produce and work jobs with (pinned by package-lock.json).
+(cd tests/producers && { [ -d node_modules/bullmq ] && [ -d node_modules/bull ] || npm ci --no-audit --no-fund; })
 start_redis
 start_postgres
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::collect::queues::QueueSource;
 use crate::secret::{RedisUrl, Secret};
 
 /// The whole daemon configuration.
@@ -87,6 +88,9 @@ pub struct RedisTarget {
     /// Overrides `collection.timeout` for this target.
     #[serde(default, with = "humantime_serde")]
     pub timeout: Option<Duration>,
+    /// Job queues stored on this server.
+    #[serde(default)]
+    pub queues: Vec<QueueSource>,
 }
 
 /// Bounds that keep the output and the work per collection small.
@@ -99,11 +103,31 @@ pub struct Limits {
     /// SLOWLOG entries fetched per collection to find the slowest new one.
     #[serde(default = "default_slowlog_entries")]
     pub slowlog_entries: usize,
+    /// Most queues collected per Redis target; the rest are counted in `redline_queue_dropped`.
+    #[serde(default = "default_max_queues")]
+    pub max_queues: usize,
+    /// Most finished jobs per queue and collection whose timestamps feed the duration histograms
+    /// (counts stay exact).
+    #[serde(default = "default_max_finished_samples")]
+    pub max_finished_samples: usize,
+    /// Time between queue discovery passes.
+    #[serde(default = "default_discovery_interval", with = "humantime_serde")]
+    pub discovery_interval: Duration,
+    /// Most SCAN time per discovery round; a larger keyspace is scanned over several rounds.
+    #[serde(default = "default_discovery_budget", with = "humantime_serde")]
+    pub discovery_budget: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_commands: default_max_commands(), slowlog_entries: default_slowlog_entries() }
+        Self {
+            max_commands: default_max_commands(),
+            slowlog_entries: default_slowlog_entries(),
+            max_queues: default_max_queues(),
+            max_finished_samples: default_max_finished_samples(),
+            discovery_interval: default_discovery_interval(),
+            discovery_budget: default_discovery_budget(),
+        }
     }
 }
 
@@ -121,6 +145,18 @@ fn default_max_commands() -> usize {
 }
 fn default_slowlog_entries() -> usize {
     32
+}
+fn default_max_queues() -> usize {
+    1000
+}
+fn default_max_finished_samples() -> usize {
+    500
+}
+fn default_discovery_interval() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_discovery_budget() -> Duration {
+    Duration::from_millis(250)
 }
 fn yes() -> bool {
     true
@@ -231,6 +267,8 @@ pub struct ResolvedRedis {
     pub interval: Duration,
     /// Collection deadline.
     pub timeout: Duration,
+    /// Job queues on this server.
+    pub queues: Vec<QueueSource>,
 }
 
 impl Config {
@@ -298,6 +336,23 @@ impl Config {
             if let Err(e) = resolve_password(t) {
                 push(at, format!("redis[{i}]: {e}"));
             }
+            for (j, q) in t.queues.iter().enumerate() {
+                if q.names.iter().any(|n| n.is_empty()) {
+                    push(at, format!("redis[{i}].queues[{j}]: queue names must not be empty"));
+                }
+                if q.prefix.as_deref() == Some("") {
+                    push(at, format!("redis[{i}].queues[{j}]: prefix must not be empty"));
+                }
+                if !q.discovers() && q.names.is_empty() {
+                    push(at, format!("redis[{i}].queues[{j}]: list queue names or set discover: true"));
+                }
+            }
+        }
+        if self.limits.discovery_budget.is_zero() || self.limits.discovery_interval.is_zero() {
+            push(
+                line_of(src, "discovery_"),
+                "limits.discovery_interval and discovery_budget must be > 0".into(),
+            );
         }
         if self.limits.slowlog_entries == 0 || self.limits.slowlog_entries > 1024 {
             push(
@@ -325,6 +380,7 @@ impl Config {
                     password: resolve_password(t)?,
                     interval: t.interval.unwrap_or(self.collection.interval),
                     timeout: t.timeout.unwrap_or(self.collection.timeout),
+                    queues: t.queues.clone(),
                 })
             })
             .collect()

@@ -229,3 +229,55 @@ pub const PROCESS_RSS: M =
     M::gauge("redline_process_resident_memory_bytes", "Resident memory of the redline process.");
 /// Own CPU.
 pub const PROCESS_CPU: M = M::counter("redline_process_cpu_seconds", "CPU time used by the redline process.");
+
+// --- job queues (labels: target, system, queue) ---
+/// Jobs by state.
+pub const QUEUE_JOBS: M = M::gauge("redline_queue_jobs", "Jobs in the queue by state.");
+/// Oldest ready job.
+pub const QUEUE_OLDEST_READY_AGE: M = M::gauge(
+    "redline_queue_oldest_ready_age_seconds",
+    "Age of the oldest job that is ready to run but not started (0 when none).",
+);
+/// Paused flag.
+pub const QUEUE_PAUSED: M = M::gauge("redline_queue_paused", "1 if the queue is paused, else 0.");
+/// Workers.
+pub const QUEUE_WORKERS: M = M::gauge("redline_queue_workers", "Workers connected to the queue.");
+/// Jobs added.
+pub const QUEUE_JOBS_ADDED: M =
+    M::counter("redline_queue_jobs_added", "Jobs added to the queue (its id counter).");
+/// Jobs completed.
+pub const QUEUE_JOBS_COMPLETED: M = M::counter(
+    "redline_queue_jobs_completed",
+    "Jobs completed (the queue's metrics keys when kept, else counted by redline since it started).",
+);
+/// Jobs failed.
+pub const QUEUE_JOBS_FAILED: M = M::counter(
+    "redline_queue_jobs_failed",
+    "Jobs failed for good (the queue's metrics keys when kept, else counted by redline since it started).",
+);
+/// Retries.
+pub const QUEUE_JOBS_RETRIED: M =
+    M::counter("redline_queue_jobs_retried", "Retries made by jobs that finished, counted as they finish.");
+/// Wait time.
+pub const QUEUE_WAIT_DURATION: M = M::histogram(
+    "redline_queue_wait_duration_seconds",
+    "Time from ready to started, for jobs that finished since redline started.",
+);
+/// Processing time.
+pub const QUEUE_PROCESSING_DURATION: M = M::histogram(
+    "redline_queue_processing_duration_seconds",
+    "Time from started to finished, for jobs that finished since redline started.",
+);
+/// Queue read errors.
+pub const QUEUE_ERRORS: M = M::counter(
+    "redline_queue_read_errors",
+    "Queues or parts of queues skipped: wrong key types, garbage job data, failed reads.",
+);
+/// Dropped by cap.
+pub const QUEUE_DROPPED: M =
+    M::gauge("redline_queue_dropped", "Queues not collected because of limits.max_queues.");
+/// Discovered.
+pub const QUEUE_DISCOVERED: M = M::gauge("redline_queue_discovered", "Queues found by discovery.");
+/// Discovery duration.
+pub const QUEUE_DISCOVERY_DURATION: M =
+    M::gauge("redline_queue_discovery_duration_seconds", "Wall time of the last complete discovery pass.");

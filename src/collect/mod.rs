@@ -3,6 +3,7 @@
 
 pub mod backoff;
 pub mod host;
+pub mod queues;
 pub mod redis;
 pub mod redis_replies;
 mod store;

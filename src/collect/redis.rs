@@ -8,6 +8,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
 
 use super::backoff::Backoff;
+use super::queues::{discovery, Queues};
 use super::redis_replies::{self as replies, Info};
 use super::{BoxFuture, CollectError, Collector};
 use crate::config::{Limits, ResolvedRedis};
@@ -65,6 +66,16 @@ pub struct RedisCollector {
     allowed: HashMap<&'static str, bool>,
     slowlog_last_id: Option<i64>,
     timeout: Duration,
+    queues: Option<Queues>,
+    discovery: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for RedisCollector {
+    fn drop(&mut self) {
+        if let Some(d) = self.discovery.take() {
+            d.abort();
+        }
+    }
 }
 
 impl RedisCollector {
@@ -86,6 +97,9 @@ impl RedisCollector {
         let client =
             Client::open(info).map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
         let timeout = target.timeout;
+        let queues = (!target.queues.is_empty()).then(|| {
+            Queues::new(&target.name, target.queues.clone(), limits.max_queues, limits.max_finished_samples)
+        });
         Ok(Self {
             target,
             limits,
@@ -96,6 +110,8 @@ impl RedisCollector {
             allowed: HashMap::new(),
             slowlog_last_id: None,
             timeout,
+            queues,
+            discovery: None,
         })
     }
 
@@ -115,6 +131,7 @@ impl RedisCollector {
                 // A new connection may be a different server (failover): probe again.
                 self.allowed.clear();
                 self.conn = Some(c.clone());
+                self.start_discovery(c.clone());
                 Ok(c)
             }
             Err(e) => {
@@ -123,6 +140,20 @@ impl RedisCollector {
                 Err(CollectError::Connect(self.last_connect_error.clone()))
             }
         }
+    }
+
+    /// (Re)starts background queue discovery on a fresh connection.
+    fn start_discovery(&mut self, conn: MultiplexedConnection) {
+        if let Some(old) = self.discovery.take() {
+            old.abort();
+        }
+        let Some(q) = &self.queues else { return };
+        let budget = discovery::Budget {
+            interval: self.limits.discovery_interval,
+            per_round: self.limits.discovery_budget,
+        };
+        let task = discovery::run(conn, q.sources().to_vec(), q.discovered.clone(), budget);
+        self.discovery = Some(tokio::spawn(task));
     }
 
     async fn collect_once(&mut self) -> Result<Vec<Family>, CollectError> {
@@ -135,6 +166,7 @@ impl RedisCollector {
         for o in &optional {
             o.add_to(&mut pipe, self.limits.slowlog_entries);
         }
+        let plan = self.queues.as_mut().map(|q| q.plan(&mut pipe));
         let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
             Ok(r) => r,
             Err(e) => {
@@ -145,7 +177,9 @@ impl RedisCollector {
                 return Err(CollectError::Query(self.last_connect_error.clone()));
             }
         };
-        let mut it = replies.into_iter();
+        let base = 1 + optional.len();
+        let (server_replies, queue_replies) = replies.split_at(base.min(replies.len()));
+        let mut it = server_replies.iter().cloned();
         let info_text = match it.next() {
             Some(Ok(v)) => value_text(&v),
             Some(Err(e)) => return Err(CollectError::Query(format!("INFO: {}", describe(&e)))),
@@ -170,7 +204,13 @@ impl RedisCollector {
                 }
             }
         }
-        Ok(self.families(&info_text, &got))
+        let mut families = self.families(&info_text, &got);
+        if let (Some(queues), Some(plan)) = (self.queues.as_mut(), plan) {
+            let mut out = FamilySet::new();
+            queues.read(plan, queue_replies, &mut out);
+            families.extend(out.into_families());
+        }
+        Ok(families)
     }
 
     fn families(&mut self, info_text: &str, got: &HashMap<Optional, Value>) -> Vec<Family> {

@@ -219,3 +219,26 @@ pub fn promtool_check_metrics(text: &str) -> String {
     }
     s
 }
+
+/// Runs the real queue library helper (`tests/producers/bull.js`): lib is bullmq, bullmq5 or bull.
+pub fn bull_js(lib: &str, action: &str, opts: &str) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers");
+    assert!(
+        std::path::Path::new(dir).join("node_modules/bullmq").exists(),
+        "tests/producers/node_modules missing: scripts/test.sh runs npm ci there"
+    );
+    let out =
+        Command::new("node").current_dir(dir).args(["bull.js", lib, action, opts]).output().expect("node");
+    assert!(out.status.success(), "bull.js {lib} {action} {opts}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// Starts the bull.js helper in the background (e.g. a worker).
+pub fn bull_js_spawn(lib: &str, action: &str, opts: &str) -> Child {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers");
+    Command::new("node")
+        .current_dir(dir)
+        .args(["bull.js", lib, action, opts])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("node")
+}

@@ -1,0 +1,66 @@
+// Creates real queue data with the real libraries for redline's tests and benchmarks.
+// usage: node bull.js <lib: bullmq|bullmq5|bull> <add|work|seed> [json options]
+//   add:  {port, queue, prefix, count, delay, priority}            -> adds jobs, prints "ok"
+//   work: {port, queue, prefix, ms, failEvery, seconds, attempts}  -> processes jobs for `seconds`
+//   seed: {port, queues, prefix, perState}                          -> many queues (benchmark)
+const [lib, action, raw] = process.argv.slice(2);
+const o = Object.assign({ port: 6379, queue: 'q', prefix: 'bull', count: 1, ms: 5, seconds: 3 }, JSON.parse(raw || '{}'));
+const connection = { host: '127.0.0.1', port: o.port, maxRetriesPerRequest: null };
+
+async function bullmq(pkg) {
+  const { Queue, Worker } = require(pkg);
+  if (action === 'add') {
+    const q = new Queue(o.queue, { connection, prefix: o.prefix });
+    const opts = {};
+    if (o.delay) opts.delay = o.delay;
+    if (o.priority) opts.priority = o.priority;
+    if (o.attempts) opts.attempts = o.attempts;
+    await q.addBulk(Array.from({ length: o.count }, (_, i) => ({ name: 'job', data: { i }, opts })));
+    await q.close();
+  } else if (action === 'work') {
+    let n = 0;
+    const w = new Worker(o.queue, async () => {
+      n += 1;
+      await new Promise(r => setTimeout(r, o.ms));
+      if (o.failEvery && n % o.failEvery === 0) throw new Error('boom');
+    }, { connection, prefix: o.prefix, name: 'redline-test' });
+    await new Promise(r => setTimeout(r, o.seconds * 1000));
+    await w.close();
+  } else if (action === 'seed') {
+    // Many queues with jobs in every state, written in bulk for speed.
+    for (let i = 0; i < o.queues; i++) {
+      const q = new Queue(`seed-${i}`, { connection, prefix: o.prefix });
+      const k = o.perState;
+      await q.addBulk([
+        ...Array.from({ length: k }, () => ({ name: 'w', data: {} })),
+        ...Array.from({ length: k }, () => ({ name: 'd', data: {}, opts: { delay: 3600e3 } })),
+        ...Array.from({ length: k }, () => ({ name: 'p', data: {}, opts: { priority: 5 } })),
+      ]);
+      await q.close();
+    }
+  }
+}
+
+async function bull() {
+  const Queue = require('bull');
+  const q = new Queue(o.queue, { redis: { host: '127.0.0.1', port: o.port }, prefix: o.prefix });
+  if (action === 'add') {
+    const opts = {};
+    if (o.delay) opts.delay = o.delay;
+    if (o.priority) opts.priority = o.priority;
+    for (let i = 0; i < o.count; i++) await q.add({ i }, opts);
+  } else if (action === 'work') {
+    let n = 0;
+    q.process(async () => {
+      n += 1;
+      await new Promise(r => setTimeout(r, o.ms));
+      if (o.failEvery && n % o.failEvery === 0) throw new Error('boom');
+    });
+    await new Promise(r => setTimeout(r, o.seconds * 1000));
+  }
+  await q.close();
+}
+
+(lib === 'bull' ? bull() : bullmq(lib === 'bullmq5' ? 'bullmq5' : 'bullmq'))
+  .then(() => { console.log('ok'); process.exit(0); })
+  .catch(e => { console.error(e); process.exit(1); });

@@ -1,0 +1,166 @@
+//! BullMQ (v6 and v5) and Bull queues, created and worked by the real npm libraries against a
+//! spawned redis-server, read by the real daemon.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bull_js, bull_js_spawn, value, wait_for, Daemon, RedisServer};
+
+fn daemon(r: &RedisServer, queues: &str) -> Daemon {
+    Daemon::start(
+        &format!(
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
+            r.url()
+        ),
+        &[],
+    )
+}
+
+fn q(system: &str, queue: &str, rest: &str) -> String {
+    format!("{{target=\"t\",system=\"{system}\",queue=\"{queue}\"{rest}}}")
+}
+
+#[test]
+fn bullmq_states_age_counters_durations_and_workers() {
+    let r = RedisServer::start(&[]);
+    let p = r.port;
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"pay","count":5}}"#));
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"pay","count":2,"delay":3600000}}"#));
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"pay","count":3,"priority":2}}"#));
+    let d = daemon(&r, "      - system: bullmq\n        names: [pay]\n");
+    let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", q("bullmq", "pay", rest)));
+    wait_for("waiting=5", Duration::from_secs(10), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(5.0)
+    });
+    assert_eq!(m("redline_queue_jobs", ",state=\"delayed\""), Some(2.0));
+    assert_eq!(m("redline_queue_jobs", ",state=\"prioritized\""), Some(3.0));
+    assert_eq!(m("redline_queue_jobs_added_total", ""), Some(10.0));
+    assert_eq!(m("redline_queue_paused", ""), Some(0.0));
+    // The oldest ready job ages while nobody works the queue.
+    let age1 = m("redline_queue_oldest_ready_age_seconds", "").expect("age");
+    std::thread::sleep(Duration::from_millis(2100));
+    let age2 = m("redline_queue_oldest_ready_age_seconds", "").expect("age");
+    assert!(age2 >= age1 + 1.0, "age must grow: {age1} -> {age2}");
+
+    // A real worker: every 4th job fails (attempts 1), the rest complete.
+    let mut w = bull_js_spawn(
+        "bullmq",
+        "work",
+        &format!(r#"{{"port":{p},"queue":"pay","failEvery":4,"seconds":4}}"#),
+    );
+    wait_for("worker seen", Duration::from_secs(10), || m("redline_queue_workers", "") == Some(1.0));
+    wait_for("8 ready jobs finished", Duration::from_secs(15), || {
+        m("redline_queue_jobs_completed_total", "").unwrap_or(0.0)
+            + m("redline_queue_jobs_failed_total", "").unwrap_or(0.0)
+            >= 8.0
+    });
+    let _ = w.wait();
+    assert_eq!(m("redline_queue_jobs_failed_total", ""), Some(2.0));
+    assert_eq!(m("redline_queue_jobs_completed_total", ""), Some(6.0));
+    assert_eq!(
+        m("redline_queue_oldest_ready_age_seconds", ""),
+        Some(0.0),
+        "only far-future delayed jobs remain"
+    );
+    let text = d.scrape();
+    assert_eq!(
+        value(&text, &format!("redline_queue_wait_duration_seconds_count{}", q("bullmq", "pay", ""))),
+        Some(8.0)
+    );
+    assert_eq!(
+        value(&text, &format!("redline_queue_processing_duration_seconds_count{}", q("bullmq", "pay", ""))),
+        Some(8.0)
+    );
+    wait_for("worker gone", Duration::from_secs(10), || m("redline_queue_workers", "") == Some(0.0));
+    let complaints = common::promtool_check_metrics(&d.scrape());
+    assert!(complaints.trim().is_empty(), "{complaints}");
+}
+
+#[test]
+fn discovery_finds_bullmq5_bullmq6_and_bull_with_custom_and_hash_tag_prefixes() {
+    let r = RedisServer::start(&[]);
+    let p = r.port;
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"v6","count":2}}"#));
+    bull_js("bullmq5", "add", &format!(r#"{{"port":{p},"queue":"v5","count":3}}"#));
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"tagged","prefix":"{{jobs}}","count":4}}"#));
+    bull_js("bull", "add", &format!(r#"{{"port":{p},"queue":"old","count":1,"delay":3600000}}"#));
+    let d = daemon(
+        &r,
+        "      - system: bullmq\n      - system: bullmq\n        prefix: \"{jobs}\"\n      - system: bull\n",
+    );
+    let m = |sys: &str, queue: &str, rest: &str| {
+        value(&d.scrape(), &format!("redline_queue_jobs{}", q(sys, queue, rest)))
+    };
+    wait_for("all discovered", Duration::from_secs(15), || {
+        m("bullmq", "v6", ",state=\"waiting\"") == Some(2.0)
+            && m("bullmq", "v5", ",state=\"waiting\"") == Some(3.0)
+            && m("bullmq", "tagged", ",state=\"waiting\"") == Some(4.0)
+            && m("bull", "old", ",state=\"delayed\"") == Some(1.0)
+    });
+    let text = d.scrape();
+    // Bull is not mistaken for BullMQ (and the reverse), and Bull has no prioritized state.
+    assert!(!text.contains("system=\"bullmq\",queue=\"old\""), "{text}");
+    assert!(!text.contains("system=\"bull\",queue=\"v6\""), "{text}");
+    assert!(!text.contains(&format!("redline_queue_jobs{}", q("bull", "old", ",state=\"prioritized\""))));
+    assert_eq!(value(&text, "redline_queue_discovered{target=\"t\",system=\"bull\"}"), Some(1.0));
+}
+
+#[test]
+fn queue_cap_drops_and_counts() {
+    let r = RedisServer::start(&[]);
+    for name in ["a", "b", "c", "d"] {
+        bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"{name}","count":1}}"#, r.port));
+    }
+    let d = Daemon::start(
+        &format!(
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  max_queues: 2\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n      - system: bullmq\n",
+            r.url()
+        ),
+        &[],
+    );
+    wait_for("2 dropped", Duration::from_secs(10), || {
+        value(&d.scrape(), "redline_queue_dropped{target=\"t\"}") == Some(2.0)
+    });
+    let text = d.scrape();
+    assert_eq!(text.matches("redline_queue_oldest_ready_age_seconds{").count(), 2, "{text}");
+}
+
+#[test]
+fn garbage_keys_and_jobs_are_skipped_and_counted_while_other_queues_report() {
+    let r = RedisServer::start(&[]);
+    bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"good","count":2}}"#, r.port));
+    // Keys of the wrong type, a job hash without a timestamp, a deleted job id in wait.
+    r.cli(&["SET", "bull:junk:wait", "not-a-list"]);
+    r.cli(&["HSET", "bull:junk:meta", "x", "1"]);
+    r.cli(&["LPUSH", "bull:junk2:wait", "1"]);
+    r.cli(&["HSET", "bull:junk2:1", "timestamp", "garbage", "data", "{not json"]);
+    r.cli(&["HSET", "bull:junk2:meta", "x", "1"]);
+    r.cli(&["SADD", "bull:junk2:completed", "x"]);
+    let d = daemon(&r, "      - system: bullmq\n");
+    let read_errors = || {
+        value(
+            &d.scrape(),
+            "redline_queue_read_errors_total{target=\"t\",system=\"bullmq\",reason=\"bad_data\"}",
+        )
+    };
+    wait_for("bad data counted", Duration::from_secs(10), || read_errors().unwrap_or(0.0) >= 3.0);
+    let text = d.scrape();
+    assert_eq!(
+        value(&text, &format!("redline_queue_jobs{}", q("bullmq", "good", ",state=\"waiting\""))),
+        Some(2.0)
+    );
+    // The rest of a damaged queue is still reported.
+    assert_eq!(
+        value(&text, &format!("redline_queue_jobs{}", q("bullmq", "junk2", ",state=\"waiting\""))),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, &format!("redline_queue_jobs{}", q("bullmq", "junk", ",state=\"active\""))),
+        Some(0.0)
+    );
+    assert_eq!(value(&text, "redline_target_up{collector=\"redis\",target=\"t\"}"), Some(1.0));
+    // A queue deleted mid-run disappears without errors.
+    r.cli(&["DEL", "bull:good:wait", "bull:good:meta", "bull:good:id", "bull:good:events"]);
+    wait_for("deleted queue forgotten", Duration::from_secs(10), || !d.scrape().contains("queue=\"good\""));
+}
