@@ -281,3 +281,37 @@ pub const QUEUE_DISCOVERED: M = M::gauge("redline_queue_discovered", "Queues fou
 /// Discovery duration.
 pub const QUEUE_DISCOVERY_DURATION: M =
     M::gauge("redline_queue_discovery_duration_seconds", "Wall time of the last complete discovery pass.");
+/// Stream length.
+pub const QUEUE_STREAM_LENGTH: M = M::gauge("redline_queue_stream_length", "Entries in the stream (XLEN).");
+/// Group lag.
+pub const QUEUE_STREAM_GROUP_LAG: M =
+    M::gauge("redline_queue_stream_group_lag", "Entries not yet delivered to the consumer group.");
+/// Group pending.
+pub const QUEUE_STREAM_GROUP_PENDING: M = M::gauge(
+    "redline_queue_stream_group_pending",
+    "Entries delivered to the group's consumers but not acknowledged.",
+);
+/// Group consumers.
+pub const QUEUE_STREAM_GROUP_CONSUMERS: M =
+    M::gauge("redline_queue_stream_group_consumers", "Consumers in the consumer group.");
+/// Oldest pending.
+pub const QUEUE_STREAM_GROUP_OLDEST_PENDING_AGE: M = M::gauge(
+    "redline_queue_stream_group_oldest_pending_age_seconds",
+    "Age of the oldest entry delivered but not acknowledged (0 when none).",
+);
+/// Server-wide jobs (Sidekiq schedule/retry/dead, Celery unacked).
+pub const QUEUE_SERVER_JOBS: M = M::gauge(
+    "redline_queue_server_jobs",
+    "Jobs in server-wide sets that belong to no single queue, by state.",
+);
+/// Sidekiq processed.
+pub const QUEUE_SERVER_PROCESSED: M = M::counter(
+    "redline_queue_server_jobs_processed",
+    "Jobs processed, server-wide (Sidekiq stat:processed).",
+);
+/// Sidekiq failed.
+pub const QUEUE_SERVER_FAILED: M =
+    M::counter("redline_queue_server_jobs_failed", "Jobs failed, server-wide (Sidekiq stat:failed).");
+/// Sidekiq busy.
+pub const QUEUE_SERVER_BUSY: M =
+    M::gauge("redline_queue_server_busy_workers", "Worker threads busy with a job, server-wide (Sidekiq).");

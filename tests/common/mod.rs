@@ -242,3 +242,31 @@ pub fn bull_js_spawn(lib: &str, action: &str, opts: &str) -> Child {
         .spawn()
         .expect("node")
 }
+
+/// Runs a helper script from `tests/producers` with the given interpreter.
+pub fn producer(interpreter: &str, script: &str, args: &[&str]) {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers");
+    let out = Command::new(interpreter).current_dir(dir).arg(script).args(args).output().expect(interpreter);
+    assert!(
+        out.status.success(),
+        "{interpreter} {script} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Daemon config for one spawned Redis with the given `queues:` entries (1 s collections).
+pub fn queue_daemon(r: &RedisServer, queues: &str) -> Daemon {
+    Daemon::start(
+        &format!(
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
+            r.url()
+        ),
+        &[],
+    )
+}
+
+/// `{target="t",system="…",queue="…"…}` label text for assertions.
+pub fn qlabels(system: &str, queue: &str, rest: &str) -> String {
+    format!("{{target=\"t\",system=\"{system}\",queue=\"{queue}\"{rest}}}")
+}

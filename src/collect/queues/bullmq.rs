@@ -4,9 +4,10 @@
 use base64::Engine;
 use redis::{RedisResult, Value};
 
+use super::script::lua_script;
 use super::{int, list, QueueError, QueueRef, QueueState, Reading};
 
-const SCRIPT: &str = include_str!("bullmq.lua");
+lua_script!(SCRIPT, "bullmq.lua");
 
 /// Which of the two layouts a queue uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,14 +18,9 @@ pub enum Layout {
     Bull,
 }
 
-/// SHA1 of the script, computed once.
-static SHA: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| redis::Script::new(SCRIPT).get_hash().to_string());
-
-/// `SCRIPT LOAD` once per pipeline: cheap, and it makes EVALSHA safe after a Redis restart
-/// or failover without a second round trip.
+/// Adds `SCRIPT LOAD` to the pipeline.
 pub fn load_script(pipe: &mut redis::Pipeline) {
-    pipe.cmd("SCRIPT").arg("LOAD").arg(SCRIPT);
+    SCRIPT.load(pipe);
 }
 
 /// Adds the one EVALSHA for `q`; returns the number of commands added.
@@ -39,16 +35,16 @@ pub fn add_commands(
         Layout::Bullmq => keys(&q.prefix, &q.name),
         Layout::Bull => super::bull::keys(&q.prefix, &q.name),
     };
-    let cmd = pipe.cmd("EVALSHA").arg(SHA.as_str()).arg(keys.len());
-    for k in &keys {
-        cmd.arg(k);
-    }
     let cursor = |c: Option<f64>| c.map_or("-1".to_string(), |v| format!("{v:.0}"));
-    cmd.arg(format!("{}:{}:", q.prefix, q.name))
-        .arg(cursor(st.cursors[0]))
-        .arg(cursor(st.cursors[1]))
-        .arg(max_samples)
-        .arg(if layout == Layout::Bull { "bull" } else { "bullmq" });
+    let layout = if layout == Layout::Bull { "bull" } else { "bullmq" };
+    let args = [
+        format!("{}:{}:", q.prefix, q.name),
+        cursor(st.cursors[0]),
+        cursor(st.cursors[1]),
+        max_samples.to_string(),
+        layout.to_string(),
+    ];
+    SCRIPT.call(pipe, &keys, &args);
     1
 }
 
@@ -88,7 +84,7 @@ pub fn read(
     let a = list(Some(v)).ok_or(QueueError::BadReply)?;
     let counts = list(a.first()).ok_or(QueueError::BadReply)?;
     let c = |i: usize| int(counts.get(i));
-    let mut r = Reading::default();
+    let mut r = Reading { tracks_finished: true, ..Reading::default() };
     let mut bad = 0u64;
     for (i, state) in
         ["waiting", "active", "paused", "delayed", "prioritized", "waiting-children", "completed", "failed"]

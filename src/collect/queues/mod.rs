@@ -4,8 +4,13 @@
 
 pub mod bull;
 pub mod bullmq;
+pub mod celery;
 pub mod discovery;
 mod histogram;
+pub mod rq;
+mod script;
+pub mod sidekiq;
+pub mod streams;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -13,7 +18,7 @@ use std::sync::{Arc, RwLock};
 use redis::{RedisResult, Value};
 use serde::Deserialize;
 
-use crate::metrics::{label, FamilySet, Label};
+use crate::metrics::{label, FamilySet, Label, MetricDef};
 use crate::names as n;
 
 pub use histogram::Histogram;
@@ -26,6 +31,14 @@ pub enum System {
     Bullmq,
     /// Bull v3/v4 (npm `bull`).
     Bull,
+    /// Celery with the Redis broker (kombu), priority sub-queues included.
+    Celery,
+    /// RQ (Python `rq`).
+    Rq,
+    /// Sidekiq.
+    Sidekiq,
+    /// Redis Streams consumer groups.
+    Stream,
 }
 
 impl System {
@@ -34,13 +47,20 @@ impl System {
         match self {
             System::Bullmq => "bullmq",
             System::Bull => "bull",
+            System::Celery => "celery",
+            System::Rq => "rq",
+            System::Sidekiq => "sidekiq",
+            System::Stream => "stream",
         }
     }
 
-    /// Key prefix used when the config names none.
+    /// Key prefix used when the config names none: BullMQ/Bull `prefix`, RQ's `rq`, the Sidekiq
+    /// namespace (none), kombu's `global_keyprefix` (none), a stream key prefix (none).
     pub fn default_prefix(self) -> &'static str {
         match self {
             System::Bullmq | System::Bull => "bull",
+            System::Rq => "rq",
+            System::Celery | System::Sidekiq | System::Stream => "",
         }
     }
 }
@@ -129,6 +149,22 @@ pub struct Reading {
     pub durations: Vec<(f64, f64)>,
     /// Bad keys or job hashes skipped.
     pub bad_data: u64,
+    /// Workers serving the queue, where the system records them.
+    pub workers: Option<f64>,
+    /// Whether the system keeps finished jobs, so completion counters and durations exist.
+    pub tracks_finished: bool,
+    /// System-specific samples: definition, labels beyond target/system/queue, value.
+    pub extra: Vec<(&'static MetricDef, Vec<Label>, f64)>,
+}
+
+impl Reading {
+    /// Whether the system's keys let redline count finished jobs and time them.
+    fn counts_jobs(&self) -> bool {
+        self.completed_total.is_some()
+            || self.completed_new > 0.0
+            || self.failed_new > 0.0
+            || self.tracks_finished
+    }
 }
 
 /// Per-queue memory between collections (cursors and counters).
@@ -141,6 +177,8 @@ pub struct QueueState {
     retried: f64,
     wait: Histogram,
     processing: Histogram,
+    /// When redline first saw a message (systems whose messages carry no enqueue time).
+    pub first_seen: HashMap<String, f64>,
 }
 
 /// Configured and discovered queues of one Redis target, and their state.
@@ -156,10 +194,26 @@ pub struct Queues {
     dropped: usize,
 }
 
+/// A once-per-collection command shared by the queues of one system.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Global {
+    ClientList,
+    Sidekiq(String),
+    Celery(String),
+}
+
+/// What the once-per-collection commands returned.
+#[derive(Default)]
+struct Globals {
+    clients: Option<Vec<String>>,
+    sidekiq: HashMap<String, sidekiq::Global>,
+    celery: HashMap<String, celery::Unacked>,
+}
+
 /// The queue commands of one pipeline, in order.
 pub struct Plan {
     entries: Vec<(QueueRef, usize)>,
-    client_list: bool,
+    globals: Vec<Global>,
     preamble: usize,
 }
 
@@ -212,14 +266,43 @@ impl Queues {
         // Forget queues that are no longer selected (deleted, or dropped by the cap).
         let keep: BTreeSet<&QueueRef> = queues.iter().collect();
         self.state.retain(|q, _| keep.contains(q));
-        let mut preamble = 0;
-        if queues.iter().any(|q| matches!(q.system, System::Bullmq | System::Bull)) {
-            bullmq::load_script(pipe);
-            preamble += 1;
+        let systems: BTreeSet<System> = queues.iter().map(|q| q.system).collect();
+        let before = pipe.cmd_iter().count();
+        for s in &systems {
+            match s {
+                // Bull shares BullMQ's script.
+                System::Bullmq => bullmq::load_script(pipe),
+                System::Bull if !systems.contains(&System::Bullmq) => bullmq::load_script(pipe),
+                System::Bull => {}
+                System::Rq => rq::load_script(pipe),
+                System::Sidekiq => sidekiq::load_scripts(pipe),
+                System::Celery => celery::load_scripts(pipe),
+                System::Stream => streams::load_script(pipe),
+            }
         }
-        let client_list = queues.iter().any(|q| matches!(q.system, System::Bullmq | System::Bull));
-        if client_list {
-            pipe.cmd("CLIENT").arg("LIST");
+        let preamble = pipe.cmd_iter().count() - before;
+        let mut globals = Vec::new();
+        if systems.contains(&System::Bullmq) || systems.contains(&System::Bull) {
+            globals.push(Global::ClientList);
+        }
+        for q in &queues {
+            let g = match q.system {
+                System::Sidekiq => Global::Sidekiq(q.prefix.clone()),
+                System::Celery => Global::Celery(q.prefix.clone()),
+                _ => continue,
+            };
+            if !globals.contains(&g) {
+                globals.push(g);
+            }
+        }
+        for g in &globals {
+            match g {
+                Global::ClientList => {
+                    pipe.cmd("CLIENT").arg("LIST");
+                }
+                Global::Sidekiq(prefix) => sidekiq::add_global(pipe, prefix),
+                Global::Celery(prefix) => celery::add_global(pipe, prefix),
+            }
         }
         let mut entries = Vec::with_capacity(queues.len());
         for q in queues {
@@ -229,22 +312,49 @@ impl Queues {
                     bullmq::add_commands(pipe, &q, st, self.max_samples, bullmq::Layout::Bullmq)
                 }
                 System::Bull => bullmq::add_commands(pipe, &q, st, self.max_samples, bullmq::Layout::Bull),
+                System::Rq => rq::add_commands(pipe, &q, st, self.max_samples),
+                System::Sidekiq => sidekiq::add_commands(pipe, &q),
+                System::Celery => celery::add_commands(pipe, &q),
+                System::Stream => streams::add_commands(pipe, &q),
             };
             entries.push((q, cmds));
         }
-        Plan { entries, client_list, preamble }
+        Plan { entries, globals, preamble }
     }
 
     /// Reads the replies of `plan` (in order) and adds the queue families to `out`.
     pub fn read(&mut self, plan: Plan, replies: &[RedisResult<Value>], out: &mut FamilySet) {
         let mut i = plan.preamble;
-        let clients = if plan.client_list {
-            let c = replies.get(i).and_then(|r| r.as_ref().ok()).map(client_names);
+        let mut g = Globals::default();
+        for global in &plan.globals {
+            let reply = replies.get(i);
             i += 1;
-            c
-        } else {
-            None
-        };
+            let ok = match global {
+                Global::ClientList => {
+                    g.clients = reply.and_then(|r| r.as_ref().ok()).map(client_names);
+                    g.clients.is_some()
+                }
+                Global::Sidekiq(prefix) => {
+                    sidekiq::read_global(reply).map(|v| g.sidekiq.insert(prefix.clone(), v)).is_some()
+                }
+                Global::Celery(prefix) => {
+                    celery::read_global(reply).map(|v| g.celery.insert(prefix.clone(), v)).is_some()
+                }
+            };
+            if !ok {
+                let system = match global {
+                    Global::ClientList => System::Bullmq,
+                    Global::Sidekiq(_) => System::Sidekiq,
+                    Global::Celery(_) => System::Celery,
+                };
+                tracing::debug!(system = system.as_str(), "server-wide queue read failed");
+                *self.errors.entry((system, QueueError::ReadFailed)).or_default() += 1.0;
+            }
+        }
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64() * 1000.0)
+            .unwrap_or(0.0);
         for (q, cmds) in plan.entries {
             let slice = replies.get(i..i + cmds).unwrap_or(&[]);
             i += cmds;
@@ -252,18 +362,22 @@ impl Queues {
             let result = match q.system {
                 System::Bullmq => bullmq::read(slice, st, bullmq::Layout::Bullmq),
                 System::Bull => bullmq::read(slice, st, bullmq::Layout::Bull),
+                System::Rq => rq::read(slice, st),
+                System::Sidekiq => sidekiq::read(slice, &q, g.sidekiq.get(&q.prefix)),
+                System::Celery => celery::read(slice, &q, st, g.celery.get(&q.prefix), now_ms),
+                System::Stream => streams::read(slice),
             };
             match result {
-                Ok(reading) => {
+                Ok(mut reading) => {
                     if reading.bad_data > 0 {
                         tracing::debug!(queue = %q.name, system = q.system.as_str(), "skipped {} bad keys or jobs", reading.bad_data);
                         *self.errors.entry((q.system, QueueError::BadData)).or_default() +=
                             reading.bad_data as f64;
                     }
-                    let workers = match q.system {
-                        System::Bullmq | System::Bull => clients.as_ref().map(|c| bullmq::workers(c, &q)),
-                    };
-                    self.emit(&q, reading, workers, out);
+                    if matches!(q.system, System::Bullmq | System::Bull) {
+                        reading.workers = g.clients.as_ref().map(|c| bullmq::workers(c, &q) as f64);
+                    }
+                    self.emit(&q, reading, out);
                 }
                 Err(e) => {
                     tracing::debug!(queue = %q.name, system = q.system.as_str(), "queue skipped: {}", e.as_str());
@@ -271,10 +385,51 @@ impl Queues {
                 }
             }
         }
+        self.globals(&g, out);
         self.summary(out);
     }
 
-    fn emit(&mut self, q: &QueueRef, r: Reading, workers: Option<usize>, out: &mut FamilySet) {
+    /// Server-wide numbers that belong to no single queue (no `queue` label).
+    fn globals(&mut self, g: &Globals, out: &mut FamilySet) {
+        let base =
+            |system: System| vec![label("target", self.target.clone()), label("system", system.as_str())];
+        for (prefix, s) in &g.sidekiq {
+            let l = || {
+                let mut l = base(System::Sidekiq);
+                if !prefix.is_empty() {
+                    l.push(label("namespace", prefix.clone()));
+                }
+                l
+            };
+            for (state, v) in [("scheduled", s.scheduled), ("retry", s.retry), ("dead", s.dead)] {
+                if v >= 0.0 {
+                    let mut ls = l();
+                    ls.push(label("state", state));
+                    out.add(&n::QUEUE_SERVER_JOBS, ls, v);
+                }
+            }
+            if s.processed >= 0.0 {
+                out.add(&n::QUEUE_SERVER_PROCESSED, l(), s.processed);
+            }
+            if s.failed >= 0.0 {
+                out.add(&n::QUEUE_SERVER_FAILED, l(), s.failed);
+            }
+            out.add(&n::QUEUE_SERVER_BUSY, l(), s.processes.iter().map(|p| p.0).sum());
+            if s.bad_data > 0 {
+                *self.errors.entry((System::Sidekiq, QueueError::BadData)).or_default() += s.bad_data as f64;
+            }
+        }
+        for u in g.celery.values() {
+            let mut l = base(System::Celery);
+            l.push(label("state", "unacked"));
+            out.add(&n::QUEUE_SERVER_JOBS, l, u.total.max(0.0));
+            if u.bad_data > 0 {
+                *self.errors.entry((System::Celery, QueueError::BadData)).or_default() += u.bad_data as f64;
+            }
+        }
+    }
+
+    fn emit(&mut self, q: &QueueRef, r: Reading, out: &mut FamilySet) {
         let base = || -> Vec<Label> {
             vec![
                 label("target", self.target.clone()),
@@ -291,8 +446,16 @@ impl Queues {
         if let Some(p) = r.paused {
             out.add(&n::QUEUE_PAUSED, base(), if p { 1.0 } else { 0.0 });
         }
-        if let Some(w) = workers {
-            out.add(&n::QUEUE_WORKERS, base(), w as f64);
+        if let Some(w) = r.workers {
+            out.add(&n::QUEUE_WORKERS, base(), w);
+        }
+        for (def, extra, v) in &r.extra {
+            let mut l = base();
+            l.extend(extra.iter().cloned());
+            out.add(def, l, *v);
+        }
+        if !r.counts_jobs() {
+            return;
         }
         if let Some(a) = r.added_total {
             out.add(&n::QUEUE_JOBS_ADDED, base(), a);
@@ -352,6 +515,16 @@ fn client_names(v: &Value) -> Vec<String> {
         .filter(|n| !n.is_empty())
         .map(str::to_string)
         .collect()
+}
+
+/// Text from a script reply element.
+pub(crate) fn text(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::BulkString(b) => Some(String::from_utf8_lossy(b).into_owned()),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
 }
 
 /// Integer from a script reply element.

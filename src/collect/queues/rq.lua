@@ -1,0 +1,74 @@
+--[[
+  redline: read-only snapshot of one RQ queue.
+  KEYS: 1 rq:queue:<q> 2 rq:wip:<q> 3 rq:failed:<q> 4 rq:finished:<q> 5 rq:deferred:<q>
+        6 rq:scheduled:<q> 7 rq:canceled:<q> 8 rq:workers:<q>
+  ARGV: 1 job key prefix ("rq:job:") 2 last finished score 3 last failed score 4 max samples
+  Returns { counts[7], workers, now_ms, head_enqueued_at, first_scheduled_score, finished_samples,
+            failed_samples, errors, new_finished, new_failed, max_finished, max_failed }
+  Registry scores are expiry times (end + ttl), so they order jobs by finish time.
+]]
+local rcall = redis.call
+local errors = 0
+local function kind(k)
+  local t = rcall("TYPE", k)
+  return t.ok or t
+end
+local function size(k, want, cmd)
+  local t = kind(k)
+  if t == "none" then return 0 end
+  if t ~= want then errors = errors + 1; return -1 end
+  return rcall(cmd, k)
+end
+local t = rcall("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local counts = {
+  size(KEYS[1], "list", "LLEN"), size(KEYS[2], "zset", "ZCARD"), size(KEYS[3], "zset", "ZCARD"),
+  size(KEYS[4], "zset", "ZCARD"), size(KEYS[5], "zset", "ZCARD"), size(KEYS[6], "zset", "ZCARD"),
+  size(KEYS[7], "zset", "ZCARD"),
+}
+local workers = size(KEYS[8], "set", "SCARD")
+
+-- RQ enqueues with RPUSH and dequeues with LPOP: the head is the oldest waiting job.
+local head = ""
+if kind(KEYS[1]) == "list" then
+  local id = rcall("LINDEX", KEYS[1], 0)
+  if id then
+    local jk = ARGV[1] .. id
+    if kind(jk) == "hash" then
+      head = rcall("HGET", jk, "enqueued_at") or ""
+      if head == "" then errors = errors + 1 end
+    else
+      errors = errors + 1
+    end
+  end
+end
+local sched = ""
+if kind(KEYS[6]) == "zset" then
+  local s = rcall("ZRANGE", KEYS[6], 0, 0, "WITHSCORES")
+  sched = s[2] or ""
+end
+
+local function finished(key, last)
+  local ty = kind(key)
+  if ty == "none" then return {}, 0, math.max(last, 0) end
+  if ty ~= "zset" then return {}, 0, last end
+  local top = rcall("ZREVRANGE", key, 0, 0, "WITHSCORES")
+  local max = tonumber(top[2]) or math.max(last, 0)
+  if last < 0 then return {}, 0, max end
+  local n = rcall("ZCOUNT", key, "(" .. last, "+inf")
+  local ids = rcall("ZRANGEBYSCORE", key, "(" .. last, "+inf", "LIMIT", 0, tonumber(ARGV[4]))
+  local out = {}
+  for _, id in ipairs(ids) do
+    local jk = ARGV[1] .. id
+    if kind(jk) == "hash" then
+      local f = rcall("HMGET", jk, "enqueued_at", "started_at", "ended_at")
+      out[#out + 1] = f[1] or ""
+      out[#out + 1] = f[2] or ""
+      out[#out + 1] = f[3] or ""
+    end
+  end
+  return out, n, max
+end
+local fs, fnew, fmax = finished(KEYS[4], tonumber(ARGV[2]))
+local xs, xnew, xmax = finished(KEYS[3], tonumber(ARGV[3]))
+return { counts, workers, now, head, sched, fs, xs, errors, fnew, xnew, tostring(fmax), tostring(xmax) }

@@ -1,0 +1,109 @@
+//! Sidekiq queues (its documented Redis format): one `sidekiq.lua` call per queue for length and
+//! latency, and one `sidekiq_global.lua` call per namespace for the schedule/retry/dead sets,
+//! the processed/failed counters and the busy processes.
+
+use redis::{RedisResult, Value};
+
+use super::script::lua_script;
+use super::{int, list, text, QueueError, QueueRef, Reading};
+
+lua_script!(QUEUE, "sidekiq.lua");
+lua_script!(GLOBAL, "sidekiq_global.lua");
+
+/// Server-wide Sidekiq numbers of one namespace.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Global {
+    /// Jobs in `schedule`.
+    pub scheduled: f64,
+    /// Jobs in `retry`.
+    pub retry: f64,
+    /// Jobs in `dead`.
+    pub dead: f64,
+    /// `stat:processed`.
+    pub processed: f64,
+    /// `stat:failed`.
+    pub failed: f64,
+    /// (busy threads, queues) per process.
+    pub processes: Vec<(f64, Vec<String>)>,
+    /// Bad keys or entries.
+    pub bad_data: u64,
+}
+
+/// Adds the `SCRIPT LOAD`s.
+pub fn load_scripts(pipe: &mut redis::Pipeline) {
+    QUEUE.load(pipe);
+    GLOBAL.load(pipe);
+}
+
+/// The namespace as a key prefix: "" for none, `ns:` otherwise.
+fn ns(prefix: &str) -> String {
+    if prefix.is_empty() {
+        String::new()
+    } else {
+        format!("{prefix}:")
+    }
+}
+
+/// Adds the global call for a namespace.
+pub fn add_global(pipe: &mut redis::Pipeline, prefix: &str) {
+    let n = ns(prefix);
+    let keys: Vec<String> = ["schedule", "retry", "dead", "stat:processed", "stat:failed", "processes"]
+        .iter()
+        .map(|k| format!("{n}{k}"))
+        .collect();
+    GLOBAL.call(pipe, &keys, &[n]);
+}
+
+/// Reads the global call's reply.
+pub fn read_global(reply: Option<&RedisResult<Value>>) -> Option<Global> {
+    let a = list(reply?.as_ref().ok())?;
+    let mut g = Global {
+        scheduled: int(a.first())?,
+        retry: int(a.get(1))?,
+        dead: int(a.get(2))?,
+        processed: int(a.get(3))?,
+        failed: int(a.get(4))?,
+        processes: Vec::new(),
+        bad_data: int(a.get(6)).unwrap_or(0.0) as u64,
+    };
+    for p in list(a.get(5)).unwrap_or(&[]).chunks_exact(2) {
+        let queues = text(p.get(1)).unwrap_or_default();
+        g.processes.push((
+            int(p.first()).unwrap_or(0.0),
+            queues.split(',').filter(|s| !s.is_empty()).map(String::from).collect(),
+        ));
+    }
+    Some(g)
+}
+
+/// Adds the per-queue call.
+pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef) -> usize {
+    QUEUE.call::<String>(pipe, &[format!("{}queue:{}", ns(&q.prefix), q.name)], &[]);
+    1
+}
+
+/// Parses the per-queue reply; `global` supplies the workers serving this queue.
+pub fn read(
+    replies: &[RedisResult<Value>],
+    q: &QueueRef,
+    global: Option<&Global>,
+) -> Result<Reading, QueueError> {
+    let a = match replies.first() {
+        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply)?,
+        Some(Err(_)) => return Err(QueueError::ReadFailed),
+        None => return Err(QueueError::BadReply),
+    };
+    let mut r = Reading::default();
+    match int(a.first()) {
+        Some(len) if len >= 0.0 => r.states.push(("waiting", len)),
+        _ => r.bad_data += 1,
+    }
+    let now = int(a.get(1)).ok_or(QueueError::BadReply)?;
+    r.oldest_ready_age = match int(a.get(2)) {
+        Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
+        _ => 0.0,
+    };
+    r.bad_data += int(a.get(3)).unwrap_or(0.0) as u64;
+    r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
+    Ok(r)
+}

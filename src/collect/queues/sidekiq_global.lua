@@ -1,0 +1,43 @@
+--[[
+  redline: Sidekiq's server-wide sets, counters and processes, once per collection.
+  KEYS: 1 <ns>schedule 2 <ns>retry 3 <ns>dead 4 <ns>stat:processed 5 <ns>stat:failed 6 <ns>processes
+  ARGV: 1 namespace prefix ("" or "myapp:")
+  Returns { scheduled, retry, dead, processed, failed, { busy_1, "q1,q2", busy_2, "q3", ... }, errors }
+]]
+local rcall = redis.call
+local errors = 0
+local function kind(k)
+  local t = rcall("TYPE", k)
+  return t.ok or t
+end
+local function zsize(k)
+  local ty = kind(k)
+  if ty == "none" then return 0 end
+  if ty ~= "zset" then errors = errors + 1; return -1 end
+  return rcall("ZCARD", k)
+end
+local function counter(k)
+  local ty = kind(k)
+  if ty == "none" then return 0 end
+  if ty ~= "string" then errors = errors + 1; return -1 end
+  return tonumber(rcall("GET", k)) or -1
+end
+local procs = {}
+if kind(KEYS[6]) == "set" then
+  for _, id in ipairs(rcall("SMEMBERS", KEYS[6])) do
+    local key = ARGV[1] .. id
+    if kind(key) == "hash" then
+      local f = rcall("HMGET", key, "busy", "info")
+      local ok, info = pcall(cjson.decode, f[2] or "")
+      local queues = ""
+      if ok and type(info) == "table" and type(info["queues"]) == "table" then
+        queues = table.concat(info["queues"], ",")
+      else
+        errors = errors + 1
+      end
+      procs[#procs + 1] = tonumber(f[1]) or 0
+      procs[#procs + 1] = queues
+    end
+  end
+end
+return { zsize(KEYS[1]), zsize(KEYS[2]), zsize(KEYS[3]), counter(KEYS[4]), counter(KEYS[5]), procs, errors }
