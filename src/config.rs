@@ -110,6 +110,10 @@ pub struct Limits {
     /// (counts stay exact).
     #[serde(default = "default_max_finished_samples")]
     pub max_finished_samples: usize,
+    /// Per-queue wait/processing histograms (17 series each per queue). Turn off for many
+    /// thousands of queues if the exposition size matters more than the distributions.
+    #[serde(default = "yes")]
+    pub queue_histograms: bool,
     /// Time between queue discovery passes.
     #[serde(default = "default_discovery_interval", with = "humantime_serde")]
     pub discovery_interval: Duration,
@@ -125,6 +129,7 @@ impl Default for Limits {
             slowlog_entries: default_slowlog_entries(),
             max_queues: default_max_queues(),
             max_finished_samples: default_max_finished_samples(),
+            queue_histograms: true,
             discovery_interval: default_discovery_interval(),
             discovery_budget: default_discovery_budget(),
         }

@@ -315,3 +315,8 @@ pub const QUEUE_SERVER_FAILED: M =
 /// Sidekiq busy.
 pub const QUEUE_SERVER_BUSY: M =
     M::gauge("redline_queue_server_busy_workers", "Worker threads busy with a job, server-wide (Sidekiq).");
+/// Round trips to Redis.
+pub const REDIS_ROUND_TRIPS: M = M::counter(
+    "redline_redis_round_trips",
+    "Requests redline sent to this Redis and waited for, by purpose (collect, discovery).",
+);

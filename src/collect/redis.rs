@@ -2,6 +2,8 @@
 //! collection, optional commands probed once and reported as capabilities.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
@@ -68,6 +70,8 @@ pub struct RedisCollector {
     timeout: Duration,
     queues: Option<Queues>,
     discovery: Option<tokio::task::JoinHandle<()>>,
+    /// Requests sent, for `redline_redis_round_trips_total` (collect, discovery).
+    round_trips: [Arc<AtomicU64>; 2],
 }
 
 impl Drop for RedisCollector {
@@ -97,9 +101,8 @@ impl RedisCollector {
         let client =
             Client::open(info).map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
         let timeout = target.timeout;
-        let queues = (!target.queues.is_empty()).then(|| {
-            Queues::new(&target.name, target.queues.clone(), limits.max_queues, limits.max_finished_samples)
-        });
+        let queues =
+            (!target.queues.is_empty()).then(|| Queues::new(&target.name, target.queues.clone(), &limits));
         Ok(Self {
             target,
             limits,
@@ -112,6 +115,7 @@ impl RedisCollector {
             timeout,
             queues,
             discovery: None,
+            round_trips: Default::default(),
         })
     }
 
@@ -151,6 +155,7 @@ impl RedisCollector {
         let budget = discovery::Budget {
             interval: self.limits.discovery_interval,
             per_round: self.limits.discovery_budget,
+            round_trips: self.round_trips[1].clone(),
         };
         let task = discovery::run(conn, q.sources().to_vec(), q.discovered.clone(), budget);
         self.discovery = Some(tokio::spawn(task));
@@ -167,6 +172,7 @@ impl RedisCollector {
             o.add_to(&mut pipe, self.limits.slowlog_entries);
         }
         let plan = self.queues.as_mut().map(|q| q.plan(&mut pipe));
+        self.round_trips[0].fetch_add(1, Ordering::Relaxed);
         let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
             Ok(r) => r,
             Err(e) => {
@@ -205,6 +211,12 @@ impl RedisCollector {
             }
         }
         let mut families = self.families(&info_text, &got);
+        let mut trips = Family::new(&n::REDIS_ROUND_TRIPS);
+        for (purpose, counter) in ["collect", "discovery"].iter().zip(&self.round_trips) {
+            let labels = vec![label("target", self.target.name.clone()), label("purpose", *purpose)];
+            trips.push(labels, counter.load(Ordering::Relaxed) as f64);
+        }
+        families.push(trips);
         if let (Some(queues), Some(plan)) = (self.queues.as_mut(), plan) {
             let mut out = FamilySet::new();
             queues.read(plan, queue_replies, &mut out);

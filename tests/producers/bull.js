@@ -26,6 +26,36 @@ async function bullmq(pkg) {
     }, { connection, prefix: o.prefix, name: 'redline-test' });
     await new Promise(r => setTimeout(r, o.seconds * 1000));
     await w.close();
+  } else if (action === 'seed-one') {
+    // One queue with jobs in every state, finished by manual processing (no worker loop).
+    const { Worker } = require(pkg);
+    const q = new Queue(o.queue, { connection, prefix: o.prefix });
+    const k = o.perState || 5;
+    const many = (n, opts) => Array.from({ length: n }, (_, i) => ({ name: 'j', data: { i }, opts }));
+    await q.addBulk(many(2 * k, {}));
+    const w = new Worker(o.queue, null, { connection, prefix: o.prefix });
+    for (let i = 0; i < 2 * k; i++) {
+      const job = await w.getNextJob('tok');
+      if (i < k) await job.moveToCompleted('ok', 'tok', false);
+      else await job.moveToFailed(new Error('seeded failure'), 'tok', false);
+    }
+    await w.close();
+    await q.addBulk([...many(k, {}), ...many(k, { delay: 3600e3 }), ...many(k, { priority: 5 })]);
+    await q.close();
+  } else if (action === 'export') {
+    // BullMQ's own exporter over many queues, timed by the caller.
+    // One shared connection, as a careful BullMQ user would set it up.
+    const IORedis = require('ioredis');
+    const shared = new IORedis({ host: '127.0.0.1', port: o.port, maxRetriesPerRequest: null });
+    const names = Array.from({ length: o.queues }, (_, i) => `seed-${i}`);
+    const queues = names.map(name => new Queue(name, { connection: shared, prefix: o.prefix }));
+    await queues[0].waitUntilReady();
+    const t0 = process.hrtime.bigint();
+    let bytes = 0;
+    for (const q of queues) bytes += (await q.exportPrometheusMetrics()).length;
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+    console.log(JSON.stringify({ ms, bytes }));
+    process.exit(0);
   } else if (action === 'seed') {
     // Many queues with jobs in every state, written in bulk for speed.
     for (let i = 0; i < o.queues; i++) {

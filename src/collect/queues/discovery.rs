@@ -3,6 +3,7 @@
 //! the others are found by SCAN for a marker key, a bounded amount of work per round.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -20,12 +21,14 @@ pub struct Found {
 }
 
 /// Discovery settings.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Budget {
     /// Time between passes.
     pub interval: Duration,
     /// Most time spent scanning per round; a pass that needs more continues next round.
     pub per_round: Duration,
+    /// Counts the requests discovery sends.
+    pub round_trips: Arc<AtomicU64>,
 }
 
 /// How one system's queues are found.
@@ -100,7 +103,7 @@ async fn scan(
     conn: &mut MultiplexedConnection,
     pattern: &str,
     key_type: Option<&str>,
-    budget: Budget,
+    budget: &Budget,
     round_start: &mut tokio::time::Instant,
 ) -> redis::RedisResult<Vec<String>> {
     let mut cursor: u64 = 0;
@@ -111,6 +114,7 @@ async fn scan(
         if let Some(t) = key_type {
             cmd.arg("TYPE").arg(t);
         }
+        budget.round_trips.fetch_add(1, Ordering::Relaxed);
         let (next, keys): (u64, Vec<String>) = cmd.query_async(conn).await?;
         out.extend(keys);
         cursor = next;
@@ -129,7 +133,7 @@ async fn scan(
 async fn find(
     conn: &mut MultiplexedConnection,
     s: &QueueSource,
-    budget: Budget,
+    budget: &Budget,
     round_start: &mut tokio::time::Instant,
 ) -> redis::RedisResult<Vec<String>> {
     match method(s.system, s.prefix()) {
@@ -142,6 +146,7 @@ async fn find(
                 for n in &names {
                     pipe.cmd("EXISTS").arg(format!("{head}{n}:meta"));
                 }
+                budget.round_trips.fetch_add(1, Ordering::Relaxed);
                 let is_bullmq: Vec<bool> = pipe.query_async(conn).await?;
                 let mut flags = is_bullmq.into_iter();
                 names.retain(|_| !flags.next().unwrap_or(false));
@@ -149,6 +154,7 @@ async fn find(
             Ok(names)
         }
         Method::Members { key, strip } => {
+            budget.round_trips.fetch_add(1, Ordering::Relaxed);
             let members: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query_async(conn).await?;
             Ok(members.iter().filter_map(|m| name_of(m, &strip, "")).collect())
         }
@@ -162,6 +168,7 @@ async fn find(
             for k in &keys {
                 pipe.cmd("SMEMBERS").arg(*k);
             }
+            budget.round_trips.fetch_add(1, Ordering::Relaxed);
             let members: Vec<Vec<String>> = pipe.query_async(conn).await?;
             Ok(members
                 .iter()
@@ -189,7 +196,7 @@ pub async fn run(
         let mut round_start = started;
         let mut pass: BTreeSet<QueueRef> = BTreeSet::new();
         for s in &sources {
-            let names = match find(&mut conn, s, budget, &mut round_start).await {
+            let names = match find(&mut conn, s, &budget, &mut round_start).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::debug!(system = s.system.as_str(), "queue discovery stopped: {e}");

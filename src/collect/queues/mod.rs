@@ -187,6 +187,7 @@ pub struct Queues {
     sources: Vec<QueueSource>,
     max_queues: usize,
     max_samples: usize,
+    histograms: bool,
     /// Filled by the discovery task.
     pub discovered: Arc<RwLock<discovery::Found>>,
     state: HashMap<QueueRef, QueueState>,
@@ -219,12 +220,13 @@ pub struct Plan {
 
 impl Queues {
     /// Queues for one target.
-    pub fn new(target: &str, sources: Vec<QueueSource>, max_queues: usize, max_samples: usize) -> Self {
+    pub fn new(target: &str, sources: Vec<QueueSource>, limits: &crate::config::Limits) -> Self {
         Self {
             target: target.to_string(),
             sources,
-            max_queues,
-            max_samples,
+            max_queues: limits.max_queues,
+            max_samples: limits.max_finished_samples,
+            histograms: limits.queue_histograms,
             discovered: Arc::new(RwLock::new(discovery::Found::default())),
             state: HashMap::new(),
             errors: HashMap::new(),
@@ -472,6 +474,9 @@ impl Queues {
         out.add(&n::QUEUE_JOBS_COMPLETED, base(), r.completed_total.unwrap_or(st.completed));
         out.add(&n::QUEUE_JOBS_FAILED, base(), r.failed_total.unwrap_or(st.failed));
         out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
+        if !self.histograms {
+            return;
+        }
         let (sum, count, buckets) = st.wait.snapshot();
         out.histogram(&n::QUEUE_WAIT_DURATION, base(), sum, count, buckets);
         let (sum, count, buckets) = st.processing.snapshot();

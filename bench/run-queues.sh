@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Installs what the queue benchmark needs, builds redline, runs bench/queues.py (10,000 queues).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/services.sh
+apt_install redis-server redis-tools
+(cd tests/producers && { [ -d node_modules/bullmq ] || npm ci --no-audit --no-fund; })
+python3 -c "import redis" 2>/dev/null || python3 -m pip install -q -r tests/producers/requirements.txt
+cargo build --release --locked
+python3 bench/queues.py "$@"
