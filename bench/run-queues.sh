@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 apt_install redis-server redis-tools
-(cd tests/producers && { [ -d node_modules/bullmq ] || npm ci --no-audit --no-fund; })
+(cd tests/producers && { [ -d node_modules/bullmq ] || npm install --no-audit --no-fund; })
 python3 -c "import redis" 2>/dev/null || python3 -m pip install -q -r tests/producers/requirements.txt
 cargo build --release --locked
 python3 bench/queues.py "$@"

@@ -8,8 +8,9 @@ source scripts/services.sh
 apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq
 command -v npm >/dev/null || apt_install nodejs npm
 python3 -c "import rq, celery, packaging" 2>/dev/null || python3 -m pip install -q -r tests/producers/requirements.txt
-# The real queue libraries the tests produce and work jobs with (pinned by package-lock.json).
-(cd tests/producers && { [ -d node_modules/bullmq ] && [ -d node_modules/bull ] || npm ci --no-audit --no-fund; })
+# The real queue libraries the tests produce and work jobs with, pinned by package-lock.json
+# (`npm ci` trips over npm 11's handling of optional platform packages; `install` keeps the lock).
+(cd tests/producers && { [ -d node_modules/bullmq ] && [ -d node_modules/bull ] || npm install --no-audit --no-fund; })
 start_redis
 start_postgres
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
