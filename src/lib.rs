@@ -3,11 +3,14 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod artifacts;
 pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod expose;
+pub mod generate;
 pub mod metrics;
 pub mod names;
 pub mod secret;
 pub mod serve;
+pub mod thresholds;

@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use redline::config::Config;
+use redline::generate::{dashboards, rules};
+use redline::thresholds::Thresholds;
 
 /// Redis, job-queue, PostgreSQL and host monitoring with generated alerts and dashboards.
 #[derive(Parser)]
@@ -28,11 +30,71 @@ enum Command {
         #[arg(long, env = "REDLINE_LISTEN")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Validate the configuration; print every problem as file:line:col and exit non-zero.
+    /// Validate the configuration and thresholds; print every problem as file:line:col and exit non-zero.
     Check {
-        /// Daemon configuration file.
-        #[arg(short, long, env = "REDLINE_CONFIG", default_value = "redline.yaml")]
-        config: PathBuf,
+        /// Daemon configuration file (skipped if it does not exist and was not named).
+        #[arg(short, long, env = "REDLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Thresholds file.
+        #[arg(short, long, default_value = "rules/thresholds.yaml")]
+        thresholds: PathBuf,
+    },
+    /// Write rules, rule tests and dashboards from the thresholds file.
+    Generate {
+        /// Thresholds file.
+        #[arg(short, long, default_value = "rules/thresholds.yaml")]
+        thresholds: PathBuf,
+        /// Directory for redline.rules.yml and redline.rules.test.yml.
+        #[arg(long, default_value = "rules")]
+        rules_dir: PathBuf,
+        /// Directory for the Grafana dashboards.
+        #[arg(long, default_value = "grafana")]
+        dashboards_dir: PathBuf,
+    },
+    /// Prometheus rules.
+    Rules {
+        #[command(subcommand)]
+        action: RulesAction,
+    },
+    /// Grafana dashboards.
+    Dashboards {
+        #[command(subcommand)]
+        action: DashboardsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesAction {
+    /// Print (or write) the Prometheus rule file.
+    Generate {
+        /// Thresholds file.
+        #[arg(short, long, default_value = "rules/thresholds.yaml")]
+        thresholds: PathBuf,
+        /// Write here instead of standard output.
+        #[arg(short, long)]
+        out: Option<PathBuf>,
+        /// Emit a prometheus-operator PrometheusRule resource instead of a rule file.
+        #[arg(long)]
+        prometheus_rule: bool,
+        /// metadata.name of the PrometheusRule.
+        #[arg(long, default_value = "redline")]
+        name: String,
+        /// metadata.namespace of the PrometheusRule.
+        #[arg(long)]
+        namespace: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DashboardsAction {
+    /// Write the Grafana dashboards.
+    Generate {
+        /// Thresholds file.
+        #[arg(short, long, default_value = "rules/thresholds.yaml")]
+        thresholds: PathBuf,
+        /// Output directory.
+        #[arg(short, long, default_value = "grafana")]
+        out_dir: PathBuf,
     },
 }
 
@@ -46,11 +108,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Check { config } => check(&config),
-        Command::Run { config, listen } => run(&config, listen),
-    };
-    match result {
+    match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("redline: {e:#}");
@@ -59,10 +117,87 @@ fn main() -> ExitCode {
     }
 }
 
-fn check(path: &std::path::Path) -> anyhow::Result<()> {
-    Config::load(path)?;
-    println!("{}: OK", path.display());
+fn dispatch(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Check { config, thresholds } => check(config.as_deref(), &thresholds),
+        Command::Run { config, listen } => run(&config, listen),
+        Command::Generate { thresholds, rules_dir, dashboards_dir } => {
+            generate_all(&thresholds, &rules_dir, &dashboards_dir)
+        }
+        Command::Rules {
+            action: RulesAction::Generate { thresholds, out, prometheus_rule, name, namespace },
+        } => {
+            let t = Thresholds::load(&thresholds)?;
+            let text = if prometheus_rule {
+                rules::prometheus_rule(&t, &name, namespace.as_deref())
+            } else {
+                rules::rule_file(&t)
+            };
+            emit(out.as_deref(), &text)
+        }
+        Command::Dashboards { action: DashboardsAction::Generate { thresholds, out_dir } } => {
+            let t = Thresholds::load(&thresholds)?;
+            for (name, text) in dashboards::dashboards(&t) {
+                emit(Some(&out_dir.join(name)), &text)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Checks both files and reports the problems of each before failing.
+fn check(config: Option<&std::path::Path>, thresholds: &std::path::Path) -> anyhow::Result<()> {
+    let mut failed = false;
+    if let Some(path) = config {
+        match Config::load(path) {
+            Ok(_) => println!("{}: OK", path.display()),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    match Thresholds::load(thresholds) {
+        Ok(_) => println!("{}: OK", thresholds.display()),
+        Err(e) => {
+            eprintln!("{e}");
+            failed = true;
+        }
+    }
+    if failed {
+        anyhow::bail!("invalid configuration");
+    }
     Ok(())
+}
+
+fn generate_all(
+    thresholds: &std::path::Path,
+    rules_dir: &std::path::Path,
+    dashboards_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let t = Thresholds::load(thresholds)?;
+    let changed = redline::artifacts::write_all(&t, rules_dir, dashboards_dir)?;
+    for p in &changed {
+        println!("wrote {}", p.display());
+    }
+    if changed.is_empty() {
+        println!("all generated files are up to date");
+    }
+    Ok(())
+}
+
+fn emit(out: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    match out {
+        Some(p) => {
+            redline::artifacts::write_atomic(p, text)
+                .with_context(|| format!("cannot write {}", p.display()))?;
+            Ok(())
+        }
+        None => {
+            print!("{text}");
+            Ok(())
+        }
+    }
 }
 
 fn run(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {

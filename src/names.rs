@@ -320,3 +320,25 @@ pub const REDIS_ROUND_TRIPS: M = M::counter(
     "redline_redis_round_trips",
     "Requests redline sent to this Redis and waited for, by purpose (collect, discovery).",
 );
+
+// --- thresholds reload ---
+/// Last reload outcome.
+pub const RELOAD_SUCCESS: M = M::gauge(
+    "redline_thresholds_reload_success",
+    "1 if the last load of the thresholds and config files succeeded.",
+);
+/// Last reload time.
+pub const RELOAD_TIMESTAMP: M = M::gauge(
+    "redline_thresholds_reload_timestamp_seconds",
+    "Unix time of the last successful thresholds load.",
+);
+/// Reload failures.
+pub const RELOAD_FAILURES: M = M::counter(
+    "redline_thresholds_reload_failures",
+    "Changed thresholds or config files that were rejected.",
+);
+/// Live thresholds.
+pub const THRESHOLD: M = M::gauge(
+    "redline_threshold",
+    "Thresholds in force, per alert and severity (and override match), for dashboards to draw.",
+);

@@ -1,0 +1,68 @@
+//! Writes the generated rule, rule-test and dashboard files. Each file is written to a
+//! temporary name and renamed, so Prometheus or Grafana never read a half-written file.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use crate::generate::{dashboards, rule_tests, rules};
+use crate::thresholds::Thresholds;
+
+/// Rule file name inside the rules directory.
+pub const RULE_FILE: &str = "redline.rules.yml";
+/// promtool test file name inside the rules directory.
+pub const RULE_TEST_FILE: &str = "redline.rules.test.yml";
+
+/// Every generated file as `(relative path, contents)`: rules and tests under `rules_dir`,
+/// dashboards under `dashboards_dir`.
+pub fn render(t: &Thresholds, rules_dir: &Path, dashboards_dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = vec![
+        (rules_dir.join(RULE_FILE), rules::rule_file(t)),
+        (rules_dir.join(RULE_TEST_FILE), rule_tests::test_file(t, RULE_FILE)),
+    ];
+    for (name, text) in dashboards::dashboards(t) {
+        out.push((dashboards_dir.join(name), text));
+    }
+    out
+}
+
+/// Writes `contents` to `path` atomically, creating the directory; unchanged files are left alone.
+pub fn write_atomic(path: &Path, contents: &str) -> io::Result<bool> {
+    if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {
+        return Ok(false);
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp~");
+    std::fs::write(&tmp, contents)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(true)
+}
+
+/// Renders and writes everything; returns the files that changed.
+pub fn write_all(t: &Thresholds, rules_dir: &Path, dashboards_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut changed = Vec::new();
+    for (path, text) in render(t, rules_dir, dashboards_dir) {
+        if write_atomic(&path, &text)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
+        {
+            changed.push(path);
+        }
+    }
+    Ok(changed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_then_leaves_unchanged_files_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let t = Thresholds::defaults();
+        let first = write_all(&t, &dir.path().join("rules"), &dir.path().join("grafana")).expect("write");
+        assert_eq!(first.len(), 7);
+        let again = write_all(&t, &dir.path().join("rules"), &dir.path().join("grafana")).expect("write");
+        assert!(again.is_empty());
+    }
+}

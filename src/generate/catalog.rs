@@ -1,0 +1,725 @@
+//! Every alert redline knows, defined once: its PromQL (built from the metric names in
+//! `names`), how it compares, its default levels, its text, and the input series that make
+//! it fire in promtool unit tests. Rules, dashboards and rule tests are all derived from here
+//! and the thresholds file, so the page, the rule and the graph cannot disagree.
+
+use std::time::Duration;
+
+use crate::names as n;
+
+/// Rule group / dashboard an alert belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Area {
+    /// Redis servers.
+    Redis,
+    /// Job queues.
+    Queues,
+    /// The host.
+    Host,
+    /// redline itself.
+    Redline,
+}
+
+impl Area {
+    /// All areas in output order.
+    pub const ALL: [Area; 4] = [Area::Redis, Area::Queues, Area::Host, Area::Redline];
+
+    /// Lower-case name (rule group suffix, dashboard file name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Area::Redis => "redis",
+            Area::Queues => "queues",
+            Area::Host => "host",
+            Area::Redline => "redline",
+        }
+    }
+}
+
+/// Which labels identify what an alert is about (and what overrides may match on).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A Redis target: `target`.
+    Target,
+    /// A queue: `target`, `system`, `queue`.
+    Queue,
+    /// The host redline runs on: `instance` (Prometheus' own label).
+    Host,
+    /// A redline collector: `collector`, `target`.
+    Redline,
+}
+
+impl Scope {
+    /// Labels an override may match.
+    pub fn override_labels(self) -> &'static [&'static str] {
+        match self {
+            Scope::Target => &["target"],
+            Scope::Queue => &["target", "system", "queue"],
+            Scope::Host => &["instance"],
+            Scope::Redline => &["collector", "target"],
+        }
+    }
+}
+
+/// Direction of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Fires when the value is above the threshold.
+    Above,
+    /// Fires when the value is below the threshold.
+    Below,
+}
+
+impl Op {
+    /// PromQL comparison operator.
+    pub fn promql(self) -> &'static str {
+        match self {
+            Op::Above => ">",
+            Op::Below => "<",
+        }
+    }
+
+    /// For messages.
+    pub fn word(self) -> &'static str {
+        match self {
+            Op::Above => "above the threshold",
+            Op::Below => "below the threshold",
+        }
+    }
+}
+
+/// Unit of an alert's value: formats descriptions and sets Grafana's unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    /// 0-1.
+    Ratio,
+    /// Seconds.
+    Seconds,
+    /// A count.
+    Count,
+    /// Events per second.
+    PerSecond,
+    /// Bytes.
+    Bytes,
+    /// 0/1 state.
+    Bool,
+}
+
+impl Unit {
+    /// Whether thresholds must lie in 0..=1.
+    pub fn is_ratio(self) -> bool {
+        self == Unit::Ratio
+    }
+
+    /// Grafana unit id.
+    pub fn grafana(self) -> &'static str {
+        match self {
+            Unit::Ratio => "percentunit",
+            Unit::Seconds => "s",
+            Unit::Count => "short",
+            Unit::PerSecond => "ops",
+            Unit::Bytes => "bytes",
+            Unit::Bool => "bool",
+        }
+    }
+
+    /// Prometheus template formatting `$value` in descriptions.
+    pub fn template(self) -> &'static str {
+        match self {
+            Unit::Ratio => "{{ $value | humanizePercentage }}",
+            Unit::Seconds => "{{ $value | humanizeDuration }}",
+            Unit::Bytes => "{{ $value | humanize1024 }}B",
+            Unit::PerSecond => "{{ $value | humanize }}/s",
+            Unit::Count | Unit::Bool => "{{ $value | humanize }}",
+        }
+    }
+}
+
+/// Default levels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaults {
+    /// Warning threshold.
+    pub warning: Option<f64>,
+    /// Critical threshold.
+    pub critical: Option<f64>,
+    /// `for` duration.
+    pub for_: Duration,
+}
+
+/// A promtool input series: `(series selector, values notation)`. `{L}` in the selector is
+/// replaced by the fixture's identifying labels.
+pub type Series = (String, String);
+
+/// One alert.
+#[derive(Debug)]
+pub struct AlertDef {
+    /// Key in the thresholds file.
+    pub key: &'static str,
+    /// Alert name (CamelCase); warning and critical share it and differ by `severity`.
+    pub alert: &'static str,
+    /// Rule group and dashboard.
+    pub area: Area,
+    /// What the alert is about.
+    pub scope: Scope,
+    /// Comparison.
+    pub op: Op,
+    /// Unit of the value.
+    pub unit: Unit,
+    /// The value expression, given extra label matchers (`target="a",queue!="b"`, may be empty).
+    pub expr: fn(&str) -> String,
+    /// Summary (may use `{{ $labels.x }}`).
+    pub summary: &'static str,
+    /// What it means and what to check first; `{value}` and `{threshold}` are filled in.
+    pub description: &'static str,
+    /// Default levels.
+    pub default: Defaults,
+    /// Dashboard panel title.
+    pub panel: &'static str,
+    /// promtool input series making the value equal `v`, and the labels the alert then carries
+    /// besides `alertname` and `severity` (`{L}` in selectors = these identifying labels).
+    pub fixture: fn(f64) -> Vec<Series>,
+    /// Labels of the alert fired from the fixture.
+    pub fixture_labels: &'static [(&'static str, &'static str)],
+}
+
+/// `{a,b}` from matchers, dropping empty parts.
+pub fn sel(parts: &[&str]) -> String {
+    let parts: Vec<&str> = parts.iter().copied().filter(|p| !p.is_empty()).collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!("{{{}}}", parts.join(","))
+    }
+}
+
+const fn d(warning: Option<f64>, critical: Option<f64>, for_secs: u64) -> Defaults {
+    Defaults { warning, critical, for_: Duration::from_secs(for_secs) }
+}
+
+/// A constant gauge series.
+fn gauge(name: String, labels: &str, v: f64) -> Series {
+    (format!("{name}{labels}"), format!("{v}x40"))
+}
+
+/// A counter growing by `per_sec` each second, sampled every minute.
+fn counter(name: String, labels: &str, per_sec: f64) -> Series {
+    (format!("{name}{labels}"), format!("0+{}x40", per_sec * 60.0))
+}
+
+const T: &str = "{target=\"t\"}";
+const T_LABELS: &[(&str, &str)] = &[("target", "t")];
+const Q: &str = "{target=\"t\",system=\"bullmq\",queue=\"q\"}";
+const Q_LABELS: &[(&str, &str)] = &[("target", "t"), ("system", "bullmq"), ("queue", "q")];
+
+/// The catalogue.
+pub static ALERTS: &[AlertDef] = &[
+    // ---------------- Redis ----------------
+    AlertDef {
+        key: "redis_down",
+        alert: "RedisDown",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::TARGET_UP.exposed(), sel(&["collector=\"redis\"", s])),
+        summary: "Redis {{ $labels.target }} is unreachable",
+        description: "redline cannot connect to or read Redis {{ $labels.target }}. Queues on it are not being served or watched. Check the server, the network and credentials (redline's log names the error).",
+        default: d(None, Some(1.0), 60),
+        panel: "Up",
+        fixture: |v| vec![gauge(n::TARGET_UP.exposed(), "{collector=\"redis\",target=\"t\"}", v)],
+        fixture_labels: &[("collector", "redis"), ("target", "t")],
+    },
+    AlertDef {
+        key: "redis_evicting",
+        alert: "RedisEvictingKeys",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::PerSecond,
+        expr: |s| format!("rate({}{}[5m])", n::REDIS_EVICTED_KEYS.exposed(), sel(&[s])),
+        summary: "Redis {{ $labels.target }} is evicting keys",
+        description: "Redis {{ $labels.target }} evicts {value} under maxmemory (threshold {threshold}). On a queue backend evictions delete jobs. Raise maxmemory, cut memory use, or set maxmemory-policy noeviction.",
+        default: d(None, Some(0.0), 60),
+        panel: "Evictions",
+        fixture: |v| vec![counter(n::REDIS_EVICTED_KEYS.exposed(), T, v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_memory_near_limit",
+        alert: "RedisMemoryNearLimit",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        // Only where maxmemory is set: with maxmemory 0 there is no limit to approach.
+        expr: |s| {
+            format!(
+                "{}{} / ({}{} > 0)",
+                n::REDIS_MEMORY_USED.exposed(),
+                sel(&[s]),
+                n::REDIS_MEMORY_MAX.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "Redis {{ $labels.target }} memory is near maxmemory",
+        description: "Redis {{ $labels.target }} uses {value} of maxmemory (threshold {threshold}). At 100% it evicts keys or refuses writes, depending on maxmemory-policy.",
+        default: d(Some(0.8), Some(0.9), 300),
+        panel: "Memory used / maxmemory",
+        fixture: |v| {
+            vec![gauge(n::REDIS_MEMORY_USED.exposed(), T, v * 1000.0), gauge(n::REDIS_MEMORY_MAX.exposed(), T, 1000.0)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_fragmentation",
+        alert: "RedisMemoryFragmented",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Count,
+        // Small instances show large ratios that mean nothing: only above 100 MiB used.
+        expr: |s| {
+            format!(
+                "{}{} and {}{} > 104857600",
+                n::REDIS_MEMORY_FRAGMENTATION.exposed(),
+                sel(&[s]),
+                n::REDIS_MEMORY_USED.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "Redis {{ $labels.target }} memory is fragmented",
+        description: "Redis {{ $labels.target }} RSS is {value} times the memory it uses (threshold {threshold}). Consider activedefrag or a restart in a quiet hour.",
+        default: d(Some(1.5), None, 1800),
+        panel: "Fragmentation ratio",
+        fixture: |v| {
+            vec![
+                gauge(n::REDIS_MEMORY_FRAGMENTATION.exposed(), T, v),
+                gauge(n::REDIS_MEMORY_USED.exposed(), T, 209715200.0),
+            ]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_clients_near_limit",
+        alert: "RedisClientsNearLimit",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        expr: |s| {
+            format!(
+                "{}{} / ({}{} > 0)",
+                n::REDIS_CLIENTS_CONNECTED.exposed(),
+                sel(&[s]),
+                n::REDIS_CLIENTS_MAX.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "Redis {{ $labels.target }} is running out of client connections",
+        description: "Redis {{ $labels.target }} has {value} of maxclients in use (threshold {threshold}). New workers will be refused; look for connection leaks.",
+        default: d(Some(0.8), Some(0.95), 300),
+        panel: "Clients / maxclients",
+        fixture: |v| {
+            vec![gauge(n::REDIS_CLIENTS_CONNECTED.exposed(), T, v * 1000.0), gauge(n::REDIS_CLIENTS_MAX.exposed(), T, 1000.0)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_rejected_connections",
+        alert: "RedisRejectingConnections",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::PerSecond,
+        expr: |s| format!("rate({}{}[5m])", n::REDIS_REJECTED_CONNECTIONS.exposed(), sel(&[s])),
+        summary: "Redis {{ $labels.target }} is rejecting connections",
+        description: "Redis {{ $labels.target }} rejects {value} connections because maxclients is reached (threshold {threshold}).",
+        default: d(None, Some(0.0), 60),
+        panel: "Rejected connections",
+        fixture: |v| vec![counter(n::REDIS_REJECTED_CONNECTIONS.exposed(), T, v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_latency_p99",
+        alert: "RedisCommandLatencyHigh",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| {
+            format!(
+                "histogram_quantile(0.99, sum by (target, le) (rate({}_bucket{}[5m])))",
+                n::REDIS_COMMAND_LATENCY.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "Redis {{ $labels.target }} commands are slow",
+        description: "99th percentile command latency on Redis {{ $labels.target }} is {value} (threshold {threshold}). Check the slow log, large keys and the host's CPU.",
+        default: d(Some(0.01), Some(0.05), 300),
+        panel: "Command latency p99",
+        fixture: |v| {
+            // Every observation in the lowest bucket, bound v/0.99: p99 interpolates to v.
+            let name = format!("{}_bucket", n::REDIS_COMMAND_LATENCY.exposed());
+            vec![
+                (format!("{name}{{target=\"t\",cmd=\"get\",le=\"{}\"}}", v / 0.99), "0+600x40".into()),
+                (format!("{name}{{target=\"t\",cmd=\"get\",le=\"+Inf\"}}"), "0+600x40".into()),
+            ]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_replication_broken",
+        alert: "RedisReplicationBroken",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::REDIS_MASTER_LINK_UP.exposed(), sel(&[s])),
+        summary: "Redis replica {{ $labels.target }} lost its primary",
+        description: "The link from replica {{ $labels.target }} to its primary is down. Reads from it go stale and failover will lose data.",
+        default: d(None, Some(1.0), 120),
+        panel: "Replica link up",
+        fixture: |v| vec![gauge(n::REDIS_MASTER_LINK_UP.exposed(), T, v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_replica_lag",
+        alert: "RedisReplicaLagging",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| format!("max by (target) ({}{})", n::REDIS_REPLICA_LAG_SECONDS.exposed(), sel(&[s])),
+        summary: "A replica of Redis {{ $labels.target }} is lagging",
+        description: "A replica of {{ $labels.target }} last acknowledged {value} ago (threshold {threshold}).",
+        default: d(Some(10.0), Some(30.0), 120),
+        panel: "Replica lag",
+        fixture: |v| {
+            vec![gauge(n::REDIS_REPLICA_LAG_SECONDS.exposed(), "{target=\"t\",replica=\"10.0.0.2:6379\"}", v)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_persistence_failing",
+        alert: "RedisPersistenceFailing",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| {
+            format!(
+                "min by (target) ({{__name__=~\"{}|{}\"{}}})",
+                n::REDIS_RDB_LAST_BGSAVE_OK.exposed(),
+                n::REDIS_AOF_LAST_WRITE_OK.exposed(),
+                if s.is_empty() { String::new() } else { format!(",{s}") }
+            )
+        },
+        summary: "Redis {{ $labels.target }} cannot persist to disk",
+        description: "The last RDB save or AOF write on Redis {{ $labels.target }} failed. A restart would lose data; check disk space and the Redis log.",
+        default: d(None, Some(1.0), 300),
+        panel: "Persistence OK",
+        fixture: |v| {
+            vec![gauge(n::REDIS_RDB_LAST_BGSAVE_OK.exposed(), T, v), gauge(n::REDIS_AOF_LAST_WRITE_OK.exposed(), T, 1.0)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    // ---------------- Queues ----------------
+    AlertDef {
+        key: "queue_oldest_ready_age",
+        alert: "QueueJobsWaitingTooLong",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| format!("{}{}", n::QUEUE_OLDEST_READY_AGE.exposed(), sel(&[s])),
+        summary: "Jobs in {{ $labels.system }} queue {{ $labels.queue }} wait too long",
+        description: "The oldest job ready to run in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} has waited {value} (threshold {threshold}). Workers are missing, stuck or too few.",
+        default: d(Some(300.0), Some(900.0), 120),
+        panel: "Oldest ready job age",
+        fixture: |v| vec![gauge(n::QUEUE_OLDEST_READY_AGE.exposed(), Q, v)],
+        fixture_labels: Q_LABELS,
+    },
+    AlertDef {
+        key: "queue_backlog",
+        alert: "QueueBacklogHigh",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Count,
+        expr: |s| format!("{}{}", n::QUEUE_JOBS.exposed(), sel(&["state=\"waiting\"", s])),
+        summary: "{{ $labels.system }} queue {{ $labels.queue }} has a large backlog",
+        description: "{{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} holds {value} waiting jobs (threshold {threshold}).",
+        default: d(Some(10000.0), Some(100000.0), 600),
+        panel: "Waiting jobs",
+        fixture: |v| {
+            vec![gauge(n::QUEUE_JOBS.exposed(), "{target=\"t\",system=\"bullmq\",queue=\"q\",state=\"waiting\"}", v)]
+        },
+        fixture_labels: &[("target", "t"), ("system", "bullmq"), ("queue", "q"), ("state", "waiting")],
+    },
+    AlertDef {
+        key: "queue_failure_ratio",
+        alert: "QueueJobsFailing",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        // Share of finished jobs that failed; silent when nothing finished (no division by 0).
+        expr: |s| {
+            let (f, c) = (n::QUEUE_JOBS_FAILED.exposed(), n::QUEUE_JOBS_COMPLETED.exposed());
+            let m = sel(&[s]);
+            format!("rate({f}{m}[10m]) / ((rate({f}{m}[10m]) + rate({c}{m}[10m])) > 0)")
+        },
+        summary: "Jobs in {{ $labels.system }} queue {{ $labels.queue }} are failing",
+        description: "{value} of the jobs finished in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} over 10 minutes failed (threshold {threshold}).",
+        default: d(Some(0.05), Some(0.25), 300),
+        panel: "Failure ratio",
+        fixture: |v| vec![counter(n::QUEUE_JOBS_FAILED.exposed(), Q, v), counter(n::QUEUE_JOBS_COMPLETED.exposed(), Q, 1.0 - v)],
+        fixture_labels: Q_LABELS,
+    },
+    AlertDef {
+        key: "queue_no_workers",
+        alert: "QueueHasNoWorkers",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Count,
+        // Waiting jobs of queues whose system reports workers and has none.
+        expr: |s| {
+            format!(
+                "{}{} and on (target, system, queue) ({}{} == 0)",
+                n::QUEUE_JOBS.exposed(),
+                sel(&["state=\"waiting\"", s]),
+                n::QUEUE_WORKERS.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "{{ $labels.system }} queue {{ $labels.queue }} has jobs and no workers",
+        description: "{value} jobs wait in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} and no worker is connected (threshold {threshold}).",
+        default: d(None, Some(0.0), 300),
+        panel: "Workers",
+        fixture: |v| {
+            vec![
+                gauge(n::QUEUE_JOBS.exposed(), "{target=\"t\",system=\"bullmq\",queue=\"q\",state=\"waiting\"}", v),
+                gauge(n::QUEUE_WORKERS.exposed(), Q, 0.0),
+            ]
+        },
+        fixture_labels: &[("target", "t"), ("system", "bullmq"), ("queue", "q"), ("state", "waiting")],
+    },
+    AlertDef {
+        key: "queue_paused",
+        alert: "QueuePausedTooLong",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::QUEUE_PAUSED.exposed(), sel(&[s])),
+        summary: "{{ $labels.system }} queue {{ $labels.queue }} has been paused for long",
+        description: "{{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} is paused. Resume it, or raise `for` if pauses this long are normal.",
+        default: d(Some(0.0), None, 3600),
+        panel: "Paused",
+        fixture: |v| vec![gauge(n::QUEUE_PAUSED.exposed(), Q, v)],
+        fixture_labels: Q_LABELS,
+    },
+    AlertDef {
+        key: "stream_consumer_lag",
+        alert: "StreamConsumerGroupLagging",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Count,
+        expr: |s| format!("{}{}", n::QUEUE_STREAM_GROUP_LAG.exposed(), sel(&[s])),
+        summary: "Consumer group {{ $labels.group }} lags on stream {{ $labels.queue }}",
+        description: "Consumer group {{ $labels.group }} has {value} entries of stream {{ $labels.queue }} on {{ $labels.target }} not yet delivered (threshold {threshold}).",
+        default: d(Some(1000.0), Some(10000.0), 600),
+        panel: "Stream group lag",
+        fixture: |v| {
+            vec![gauge(n::QUEUE_STREAM_GROUP_LAG.exposed(), "{target=\"t\",system=\"stream\",queue=\"q\",group=\"g\"}", v)]
+        },
+        fixture_labels: &[("target", "t"), ("system", "stream"), ("queue", "q"), ("group", "g")],
+    },
+    AlertDef {
+        key: "stream_pending_age",
+        alert: "StreamEntriesUnacknowledged",
+        area: Area::Queues,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| format!("{}{}", n::QUEUE_STREAM_GROUP_OLDEST_PENDING_AGE.exposed(), sel(&[s])),
+        summary: "Stream {{ $labels.queue }} has entries delivered long ago and never acknowledged",
+        description: "The oldest unacknowledged entry of group {{ $labels.group }} on stream {{ $labels.queue }} was delivered {value} ago (threshold {threshold}): a consumer died holding it. XAUTOCLAIM it.",
+        default: d(Some(600.0), Some(3600.0), 300),
+        panel: "Oldest pending entry age",
+        fixture: |v| {
+            vec![gauge(
+                n::QUEUE_STREAM_GROUP_OLDEST_PENDING_AGE.exposed(),
+                "{target=\"t\",system=\"stream\",queue=\"q\",group=\"g\"}",
+                v,
+            )]
+        },
+        fixture_labels: &[("target", "t"), ("system", "stream"), ("queue", "q"), ("group", "g")],
+    },
+    // ---------------- Host ----------------
+    AlertDef {
+        key: "host_cpu_busy",
+        alert: "HostCpuBusy",
+        area: Area::Host,
+        scope: Scope::Host,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        expr: |s| format!("{}{}", n::HOST_CPU_BUSY.exposed(), sel(&[s])),
+        summary: "CPU of {{ $labels.instance }} is busy",
+        description: "The CPUs of {{ $labels.instance }} are {value} busy (threshold {threshold}).",
+        default: d(Some(0.9), None, 900),
+        panel: "CPU busy",
+        fixture: |v| vec![gauge(n::HOST_CPU_BUSY.exposed(), "{instance=\"h\"}", v)],
+        fixture_labels: &[("instance", "h")],
+    },
+    AlertDef {
+        key: "host_memory_usage",
+        alert: "HostMemoryLow",
+        area: Area::Host,
+        scope: Scope::Host,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        expr: |s| {
+            format!(
+                "1 - {}{} / ({}{} > 0)",
+                n::HOST_MEMORY_AVAILABLE.exposed(),
+                sel(&[s]),
+                n::HOST_MEMORY_TOTAL.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "{{ $labels.instance }} is running out of memory",
+        description: "{value} of the memory of {{ $labels.instance }} is in use (threshold {threshold}). Redis may be killed by the OOM killer.",
+        default: d(Some(0.9), Some(0.95), 300),
+        panel: "Memory in use",
+        fixture: |v| {
+            vec![
+                gauge(n::HOST_MEMORY_AVAILABLE.exposed(), "{instance=\"h\"}", (1.0 - v) * 1000.0),
+                gauge(n::HOST_MEMORY_TOTAL.exposed(), "{instance=\"h\"}", 1000.0),
+            ]
+        },
+        fixture_labels: &[("instance", "h")],
+    },
+    AlertDef {
+        key: "host_disk_usage",
+        alert: "HostDiskFilling",
+        area: Area::Host,
+        scope: Scope::Host,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        expr: |s| {
+            format!(
+                "1 - {}{} / ({}{} > 0)",
+                n::HOST_FS_AVAILABLE.exposed(),
+                sel(&[s]),
+                n::HOST_FS_SIZE.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "Disk {{ $labels.mountpoint }} on {{ $labels.instance }} is filling up",
+        description: "{value} of {{ $labels.mountpoint }} on {{ $labels.instance }} is used (threshold {threshold}). Redis persistence and PostgreSQL stop when it is full.",
+        default: d(Some(0.85), Some(0.95), 300),
+        panel: "Disk used",
+        fixture: |v| {
+            let l = "{instance=\"h\",mountpoint=\"/\",device=\"vda\",fstype=\"ext4\"}";
+            vec![gauge(n::HOST_FS_AVAILABLE.exposed(), l, (1.0 - v) * 1000.0), gauge(n::HOST_FS_SIZE.exposed(), l, 1000.0)]
+        },
+        fixture_labels: &[("instance", "h"), ("mountpoint", "/"), ("device", "vda"), ("fstype", "ext4")],
+    },
+    AlertDef {
+        key: "host_load",
+        alert: "HostLoadHigh",
+        area: Area::Host,
+        scope: Scope::Host,
+        op: Op::Above,
+        unit: Unit::Count,
+        expr: |s| format!("{}{} / ({}{} > 0)", n::HOST_LOAD5.exposed(), sel(&[s]), n::HOST_CPUS.exposed(), sel(&[s])),
+        summary: "Load on {{ $labels.instance }} is high",
+        description: "The 5-minute load on {{ $labels.instance }} is {value} per CPU (threshold {threshold}).",
+        default: d(Some(2.0), None, 900),
+        panel: "Load per CPU",
+        fixture: |v| vec![gauge(n::HOST_LOAD5.exposed(), "{instance=\"h\"}", v * 2.0), gauge(n::HOST_CPUS.exposed(), "{instance=\"h\"}", 2.0)],
+        fixture_labels: &[("instance", "h")],
+    },
+    // ---------------- redline itself ----------------
+    AlertDef {
+        key: "redline_collector_failing",
+        alert: "RedlineCollectorFailing",
+        area: Area::Redline,
+        scope: Scope::Redline,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::COLLECTOR_SUCCESS.exposed(), sel(&[s])),
+        summary: "redline cannot collect {{ $labels.collector }} {{ $labels.target }}",
+        description: "redline's {{ $labels.collector }} collector for {{ $labels.target }} keeps failing; its metrics are missing and its alerts blind. redline's log names the error.",
+        default: d(Some(1.0), None, 600),
+        panel: "Collector success",
+        fixture: |v| vec![gauge(n::COLLECTOR_SUCCESS.exposed(), "{collector=\"redis\",target=\"t\"}", v)],
+        fixture_labels: &[("collector", "redis"), ("target", "t")],
+    },
+    AlertDef {
+        key: "redline_snapshot_stale",
+        alert: "RedlineDataStale",
+        area: Area::Redline,
+        scope: Scope::Redline,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| format!("{}{}", n::SNAPSHOT_AGE.exposed(), sel(&[s])),
+        summary: "redline's {{ $labels.collector }} data for {{ $labels.target }} is stale",
+        description: "The {{ $labels.collector }} data for {{ $labels.target }} was collected {value} ago (threshold {threshold}).",
+        default: d(Some(300.0), None, 300),
+        panel: "Snapshot age",
+        fixture: |v| vec![gauge(n::SNAPSHOT_AGE.exposed(), "{collector=\"redis\",target=\"t\"}", v)],
+        fixture_labels: &[("collector", "redis"), ("target", "t")],
+    },
+    AlertDef {
+        key: "redline_reload_failed",
+        alert: "RedlineThresholdsReloadFailed",
+        area: Area::Redline,
+        scope: Scope::Redline,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::RELOAD_SUCCESS.exposed(), sel(&[s])),
+        summary: "redline rejected a changed thresholds file",
+        description: "The last change to the thresholds or config file was invalid; redline keeps the last good one. Run `redline check` to see every problem.",
+        default: d(Some(1.0), None, 0),
+        panel: "Last reload OK",
+        fixture: |v| vec![gauge(n::RELOAD_SUCCESS.exposed(), "", v)],
+        fixture_labels: &[],
+    },
+];
+
+/// The entry with this key.
+pub fn find(key: &str) -> Option<&'static AlertDef> {
+    ALERTS.iter().find(|a| a.key == key)
+}
+
+/// All keys, for error messages.
+pub fn keys() -> String {
+    ALERTS.iter().map(|a| a.key).collect::<Vec<_>>().join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_names_are_unique() {
+        let mut keys: Vec<_> = ALERTS.iter().map(|a| a.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        assert_eq!(keys.len(), ALERTS.len());
+        let mut names: Vec<_> = ALERTS.iter().map(|a| a.alert).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALERTS.len());
+    }
+
+    #[test]
+    fn selectors_merge() {
+        assert_eq!(sel(&[]), "");
+        assert_eq!(sel(&["", "a=\"1\""]), "{a=\"1\"}");
+        assert_eq!(sel(&["a=\"1\"", "b!=\"2\""]), "{a=\"1\",b!=\"2\"}");
+    }
+}
