@@ -12,16 +12,23 @@ pub const RULE_FILE: &str = "redline.rules.yml";
 /// promtool test file name inside the rules directory.
 pub const RULE_TEST_FILE: &str = "redline.rules.test.yml";
 
-/// Every generated file as `(relative path, contents)`: rules and tests under `rules_dir`,
-/// dashboards under `dashboards_dir`.
+/// The rule file and its promtool tests under `dir`.
+pub fn render_rules(t: &Thresholds, dir: &Path) -> Vec<(PathBuf, String)> {
+    vec![
+        (dir.join(RULE_FILE), rules::rule_file(t)),
+        (dir.join(RULE_TEST_FILE), rule_tests::test_file(t, RULE_FILE)),
+    ]
+}
+
+/// The dashboards under `dir`.
+pub fn render_dashboards(t: &Thresholds, dir: &Path) -> Vec<(PathBuf, String)> {
+    dashboards::dashboards(t).into_iter().map(|(name, text)| (dir.join(name), text)).collect()
+}
+
+/// Every generated file as `(path, contents)`.
 pub fn render(t: &Thresholds, rules_dir: &Path, dashboards_dir: &Path) -> Vec<(PathBuf, String)> {
-    let mut out = vec![
-        (rules_dir.join(RULE_FILE), rules::rule_file(t)),
-        (rules_dir.join(RULE_TEST_FILE), rule_tests::test_file(t, RULE_FILE)),
-    ];
-    for (name, text) in dashboards::dashboards(t) {
-        out.push((dashboards_dir.join(name), text));
-    }
+    let mut out = render_rules(t, rules_dir);
+    out.extend(render_dashboards(t, dashboards_dir));
     out
 }
 
@@ -41,8 +48,13 @@ pub fn write_atomic(path: &Path, contents: &str) -> io::Result<bool> {
 
 /// Renders and writes everything; returns the files that changed.
 pub fn write_all(t: &Thresholds, rules_dir: &Path, dashboards_dir: &Path) -> io::Result<Vec<PathBuf>> {
+    write(render(t, rules_dir, dashboards_dir))
+}
+
+/// Writes rendered files; returns the ones that changed.
+pub fn write(files: Vec<(PathBuf, String)>) -> io::Result<Vec<PathBuf>> {
     let mut changed = Vec::new();
-    for (path, text) in render(t, rules_dir, dashboards_dir) {
+    for (path, text) in files {
         if write_atomic(&path, &text)
             .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?
         {

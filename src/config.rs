@@ -29,6 +29,24 @@ pub struct Config {
     /// Bounds on cardinality and work per collection.
     #[serde(default)]
     pub limits: Limits,
+    /// The thresholds file and what to regenerate when it changes.
+    #[serde(default)]
+    pub thresholds: ThresholdsConfig,
+}
+
+/// Where the thresholds live and what a change to them updates.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdsConfig {
+    /// Thresholds file, relative to this config file's directory. Without it the built-in
+    /// defaults apply and nothing is watched.
+    pub file: Option<PathBuf>,
+    /// Rewrite redline.rules.yml (and its promtool tests) here when the thresholds change.
+    pub rules_dir: Option<PathBuf>,
+    /// Rewrite the Grafana dashboards here when the thresholds change.
+    pub dashboards_dir: Option<PathBuf>,
+    /// POST here after rewriting rules (Prometheus' `/-/reload`, needs --web.enable-lifecycle).
+    pub prometheus_reload_url: Option<String>,
 }
 
 /// Collection cadence defaults.
@@ -182,12 +200,12 @@ pub struct Problem {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: cannot read: {source}")]
+    #[error("{path}: cannot read: {cause}")]
     Read {
         /// File.
         path: String,
-        /// Cause.
-        source: std::io::Error,
+        /// Cause (part of the message, not a separate source: printed once).
+        cause: std::io::Error,
     },
     /// The file was read but is not valid; every problem found is listed.
     #[error("{}", render_problems(path, problems))]
@@ -296,8 +314,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let shown = path.display().to_string();
         let src = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
-        Config::parse(&src, &shown)
+            .map_err(|cause| ConfigError::Read { path: shown.clone(), cause })?;
+        let mut cfg = Config::parse(&src, &shown)?;
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(cfg)
     }
 
     /// Semantic checks serde cannot do; every problem is reported, not just the first.
@@ -353,6 +373,15 @@ impl Config {
                 }
             }
         }
+        if let Some(u) = &self.thresholds.prometheus_reload_url {
+            match url::Url::parse(u) {
+                Ok(p) if p.scheme() == "http" && p.host_str().is_some() => {}
+                _ => push(
+                    line_of(src, "prometheus_reload_url:"),
+                    "thresholds.prometheus_reload_url must be an http:// URL".into(),
+                ),
+            }
+        }
         if self.limits.discovery_budget.is_zero() || self.limits.discovery_interval.is_zero() {
             push(
                 line_of(src, "discovery_"),
@@ -389,6 +418,16 @@ impl Config {
                 })
             })
             .collect()
+    }
+
+    /// Resolves relative thresholds paths against `base` (the config file's directory).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let t = &mut self.thresholds;
+        for p in [&mut t.file, &mut t.rules_dir, &mut t.dashboards_dir].into_iter().flatten() {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
     }
 
     /// The host collector's interval.

@@ -108,9 +108,29 @@ pub fn encode(parts: Vec<std::sync::Arc<Vec<Family>>>, format: Format) -> String
         tracing::error!("metrics encoding failed");
     }
     match format {
-        Format::OpenMetrics => om,
+        Format::OpenMetrics => drop_empty_braces(&om),
         Format::Text => openmetrics_to_text(&om),
     }
+}
+
+/// `name{} 1` -> `name 1`: prometheus-client writes empty braces for label-less samples.
+fn drop_empty_braces(text: &str) -> String {
+    if !text.contains("{} ") {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        match line.split_once("{} ") {
+            Some((name, rest)) if !line.starts_with('#') => {
+                out.push_str(name);
+                out.push(' ');
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Rewrites OpenMetrics text as Prometheus text 0.0.4: counters are declared under their
@@ -141,7 +161,14 @@ pub fn openmetrics_to_text(om: &str) -> String {
             out.push_str(&format!("# TYPE {name} {ty}\n"));
             continue;
         }
-        out.push_str(line);
+        match line.split_once("{} ") {
+            Some((name, rest)) if !line.starts_with('#') => {
+                out.push_str(name);
+                out.push(' ');
+                out.push_str(rest);
+            }
+            _ => out.push_str(line),
+        }
         out.push('\n');
     }
     out
@@ -178,6 +205,15 @@ mod tests {
         assert!(text.contains("# HELP redline_test_events_total Events seen.\n"), "{text}");
         assert!(text.contains("# TYPE redline_test_events_total counter\n"), "{text}");
         assert!(!text.contains("# EOF"));
+    }
+
+    #[test]
+    fn label_less_samples_have_no_empty_braces() {
+        for f in [Format::Text, Format::OpenMetrics] {
+            let text = encode(vec![sample()], f);
+            assert!(text.contains("\nredline_test_bytes 1.5\n"), "{text}");
+            assert!(!text.contains("{}"), "{text}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod expose;
 pub mod generate;
 pub mod metrics;
 pub mod names;
+pub mod reload;
 pub mod secret;
 pub mod serve;
 pub mod thresholds;

@@ -50,6 +50,9 @@ enum Command {
         /// Directory for the Grafana dashboards.
         #[arg(long, default_value = "grafana")]
         dashboards_dir: PathBuf,
+        /// Where to write the runbook document.
+        #[arg(long, default_value = "docs/runbooks.md")]
+        runbooks: PathBuf,
     },
     /// Prometheus rules.
     Rules {
@@ -121,8 +124,8 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config, thresholds } => check(config.as_deref(), &thresholds),
         Command::Run { config, listen } => run(&config, listen),
-        Command::Generate { thresholds, rules_dir, dashboards_dir } => {
-            generate_all(&thresholds, &rules_dir, &dashboards_dir)
+        Command::Generate { thresholds, rules_dir, dashboards_dir, runbooks } => {
+            generate_all(&thresholds, &rules_dir, &dashboards_dir, &runbooks)
         }
         Command::Rules {
             action: RulesAction::Generate { thresholds, out, prometheus_rule, name, namespace },
@@ -174,9 +177,12 @@ fn generate_all(
     thresholds: &std::path::Path,
     rules_dir: &std::path::Path,
     dashboards_dir: &std::path::Path,
+    runbooks: &std::path::Path,
 ) -> anyhow::Result<()> {
     let t = Thresholds::load(thresholds)?;
-    let changed = redline::artifacts::write_all(&t, rules_dir, dashboards_dir)?;
+    let mut files = redline::artifacts::render(&t, rules_dir, dashboards_dir);
+    files.push((runbooks.to_path_buf(), redline::generate::runbooks::runbooks(&t)));
+    let changed = redline::artifacts::write(files)?;
     for p in &changed {
         println!("wrote {}", p.display());
     }
@@ -214,7 +220,7 @@ fn run(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        redline::daemon::run(config, listener, shutdown_signal()).await?;
+        redline::daemon::run(config, Some(path.to_path_buf()), listener, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::collect::Store;
 use crate::expose::{self, Format};
+use crate::reload::{Trigger, TriggerSender};
 
 const LANDING: &str = "<html><head><title>redline</title></head><body><h1>redline</h1>\
 <p><a href=\"/metrics\">/metrics</a> · <a href=\"/-/healthy\">/-/healthy</a> · <a href=\"/-/ready\">/-/ready</a></p>\
@@ -28,9 +29,26 @@ fn reply(status: StatusCode, content_type: &str, body: impl Into<Bytes>) -> Resp
     r
 }
 
+const PLAIN: &str = "text/plain; charset=utf-8";
+
+/// `POST /-/reload`: reloads and answers with the outcome (problems with file:line on failure).
+async fn reload(tx: Option<&TriggerSender>) -> Response<Full<Bytes>> {
+    let Some(tx) = tx else {
+        return reply(StatusCode::NOT_FOUND, PLAIN, "reload is not enabled\n");
+    };
+    let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+    if tx.send(Trigger { reply: Some(reply_tx) }).await.is_err() {
+        return reply(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "reloader stopped\n");
+    }
+    match reply_rx.await {
+        Ok(Ok(())) => reply(StatusCode::OK, PLAIN, "reloaded\n"),
+        Ok(Err(problems)) => reply(StatusCode::BAD_REQUEST, PLAIN, format!("{problems}\n")),
+        Err(_) => reply(StatusCode::SERVICE_UNAVAILABLE, PLAIN, "reloader stopped\n"),
+    }
+}
+
 /// Answers one request.
 pub fn handle(req: &Request<Incoming>, store: &Store) -> Response<Full<Bytes>> {
-    const PLAIN: &str = "text/plain; charset=utf-8";
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return reply(StatusCode::METHOD_NOT_ALLOWED, PLAIN, "method not allowed\n");
     }
@@ -49,8 +67,13 @@ pub fn handle(req: &Request<Incoming>, store: &Store) -> Response<Full<Bytes>> {
     }
 }
 
-/// Serves HTTP on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, store: Arc<Store>, shutdown: impl Future<Output = ()>) {
+/// Serves HTTP on `listener` until `shutdown` completes. With `reload`, `POST /-/reload` works.
+pub async fn serve(
+    listener: TcpListener,
+    store: Arc<Store>,
+    reload_tx: Option<TriggerSender>,
+    shutdown: impl Future<Output = ()>,
+) {
     tokio::pin!(shutdown);
     loop {
         let (stream, _) = tokio::select! {
@@ -66,10 +89,19 @@ pub async fn serve(listener: TcpListener, store: Arc<Store>, shutdown: impl Futu
             _ = &mut shutdown => break,
         };
         let store = store.clone();
+        let reload_tx = reload_tx.clone();
         tokio::spawn(async move {
-            let svc = hyper::service::service_fn(move |req| {
-                let resp = handle(&req, &store);
-                async move { Ok::<_, Infallible>(resp) }
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let store = store.clone();
+                let reload_tx = reload_tx.clone();
+                async move {
+                    let resp = if req.method() == Method::POST && req.uri().path() == "/-/reload" {
+                        reload(reload_tx.as_ref()).await
+                    } else {
+                        handle(&req, &store)
+                    };
+                    Ok::<_, Infallible>(resp)
+                }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .timer(hyper_util::rt::TokioTimer::new())

@@ -105,7 +105,7 @@ impl Thresholds {
     pub fn load(path: &Path) -> Result<Thresholds, ConfigError> {
         let shown = path.display().to_string();
         let src = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: shown.clone(), source })?;
+            .map_err(|cause| ConfigError::Read { path: shown.clone(), cause })?;
         Thresholds::parse(&src, &shown)
     }
 

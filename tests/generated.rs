@@ -17,7 +17,10 @@ fn shipped() -> Thresholds {
 #[test]
 fn committed_generated_files_are_not_stale() {
     let root = Path::new(ROOT);
-    for (path, want) in artifacts::render(&shipped(), &root.join("rules"), &root.join("grafana")) {
+    let t = shipped();
+    let mut files = artifacts::render(&t, &root.join("rules"), &root.join("grafana"));
+    files.push((root.join("docs/runbooks.md"), redline::generate::runbooks::runbooks(&t)));
+    for (path, want) in files {
         let have = std::fs::read_to_string(&path).unwrap_or_default();
         assert!(
             have == want,

@@ -29,6 +29,8 @@ impl Entry {
 #[derive(Debug, Default)]
 struct State {
     entries: Vec<Entry>,
+    /// Families the daemon itself publishes (thresholds reload state, live thresholds).
+    daemon: Vec<Family>,
     merged: Arc<Vec<Family>>,
 }
 
@@ -92,7 +94,21 @@ impl Store {
                 }
             }
         }
-        st.merged = Arc::new(merge(&st.entries));
+        st.merged = Arc::new(merge(&st.entries, &st.daemon));
+    }
+
+    /// Replaces the daemon's own families.
+    pub fn set_daemon_families(&self, families: Vec<Family>) {
+        let mut st = self.write();
+        st.daemon = families;
+        st.merged = Arc::new(merge(&st.entries, &st.daemon));
+    }
+
+    /// Forgets every collector (before a new set starts after a config reload).
+    pub fn clear_collectors(&self) {
+        let mut st = self.write();
+        st.entries.clear();
+        st.merged = Arc::new(merge(&st.entries, &st.daemon));
     }
 
     /// The merged snapshot plus the families that depend on the time of the scrape.
@@ -122,7 +138,7 @@ impl Store {
     }
 }
 
-fn merge(entries: &[Entry]) -> Vec<Family> {
+fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
     let mut set = FamilySet::new();
     set.add(&names::BUILD_INFO, vec![label("version", env!("CARGO_PKG_VERSION"))], 1.0);
     for e in entries.iter().filter(|e| e.success.is_some()) {
@@ -135,6 +151,7 @@ fn merge(entries: &[Entry]) -> Vec<Family> {
             set.add(&names::TARGET_UP, e.labels(), if ok { 1.0 } else { 0.0 });
         }
     }
+    set.extend(daemon.iter().cloned());
     for e in entries {
         set.extend(e.families.iter().cloned());
     }

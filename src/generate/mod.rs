@@ -4,6 +4,7 @@ pub mod catalog;
 pub mod dashboards;
 pub mod rule_tests;
 pub mod rules;
+pub mod runbooks;
 
 use std::time::Duration;
 

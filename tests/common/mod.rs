@@ -150,7 +150,11 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `config` (its `listen` is set here) and starts `redline run`.
     pub fn start(config_body: &str, envs: &[(&str, &str)]) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Self::start_in(tempfile::tempdir().expect("tempdir"), config_body, envs)
+    }
+
+    /// Like `start`, in a directory the caller prepared (thresholds files beside the config).
+    pub fn start_in(dir: tempfile::TempDir, config_body: &str, envs: &[(&str, &str)]) -> Self {
         let addr = format!("127.0.0.1:{}", free_port());
         let cfg = dir.path().join("redline.yaml");
         std::fs::write(&cfg, format!("listen: {addr}\n{config_body}")).expect("write config");
@@ -165,14 +169,30 @@ impl Daemon {
             .spawn()
             .expect("start redline");
         let d = Daemon { addr, child, log, _dir: dir };
-        wait_for("redline to serve /-/healthy", Duration::from_secs(10), || {
-            get(&d.addr, "/-/healthy", None).is_ok()
-        });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while get(&d.addr, "/-/healthy", None).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redline did not serve /-/healthy; its log:\n{}",
+                d.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         d
     }
 
     pub fn scrape(&self) -> String {
         scrape(&self.addr)
+    }
+
+    /// The directory holding the config file.
+    pub fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    /// The process id (for signals).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn log_text(&self) -> String {
