@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 apt_install redis-server redis-tools
 start_redis
+start_postgres
 cargo build --release --locked
 exec ./target/release/redline run --config redline.example.yaml "$@"

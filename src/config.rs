@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::collect::queues::QueueSource;
-use crate::secret::{RedisUrl, Secret};
+use crate::secret::{PgDsn, RedisUrl, Secret};
 
 /// The whole daemon configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -26,6 +26,9 @@ pub struct Config {
     /// Redis targets.
     #[serde(default)]
     pub redis: Vec<RedisTarget>,
+    /// PostgreSQL targets.
+    #[serde(default)]
+    pub postgres: Vec<PostgresTarget>,
     /// Bounds on cardinality and work per collection.
     #[serde(default)]
     pub limits: Limits,
@@ -111,6 +114,36 @@ pub struct RedisTarget {
     pub queues: Vec<QueueSource>,
 }
 
+/// One PostgreSQL server to watch.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresTarget {
+    /// Value of the `target` label; defaults to `host:port/dbname`.
+    pub name: Option<String>,
+    /// `postgres://user@host:port/dbname` or `host=… user=… dbname=…`. Least privilege:
+    /// a role granted `pg_monitor` (see README).
+    pub dsn: PgDsn,
+    /// Name of an environment variable that holds the password.
+    pub password_env: Option<String>,
+    /// Path of a file whose first line is the password.
+    pub password_file: Option<PathBuf>,
+    /// Overrides `collection.interval` for this target.
+    #[serde(default, with = "humantime_serde")]
+    pub interval: Option<Duration>,
+    /// Overrides `collection.timeout`; also the server-side `statement_timeout`.
+    #[serde(default, with = "humantime_serde")]
+    pub timeout: Option<Duration>,
+    /// pg_stat_statements: how many statements get their own series (by total time).
+    #[serde(default = "default_statements_top")]
+    pub statements_top: usize,
+    /// A statement whose mean time exceeds this counts as slow.
+    #[serde(default = "default_slow_statement", with = "humantime_serde")]
+    pub slow_statement: Duration,
+    /// Tables with the most dead tuples / the oldest vacuum reported (connected database).
+    #[serde(default = "default_tables_top")]
+    pub tables_top: usize,
+}
+
 /// Bounds that keep the output and the work per collection small.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -168,6 +201,15 @@ fn default_max_commands() -> usize {
 }
 fn default_slowlog_entries() -> usize {
     32
+}
+fn default_statements_top() -> usize {
+    20
+}
+fn default_slow_statement() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_tables_top() -> usize {
+    10
 }
 fn default_max_queues() -> usize {
     1000
@@ -294,6 +336,27 @@ pub struct ResolvedRedis {
     pub queues: Vec<QueueSource>,
 }
 
+/// A PostgreSQL target after validation, with its secret resolved.
+#[derive(Debug, Clone)]
+pub struct ResolvedPostgres {
+    /// `target` label value.
+    pub name: String,
+    /// Connection settings without the password.
+    pub dsn: PgDsn,
+    /// Password, if any (from the DSN, env or file).
+    pub password: Option<Secret>,
+    /// Collection interval.
+    pub interval: Duration,
+    /// Collection deadline and statement_timeout.
+    pub timeout: Duration,
+    /// Statements with their own series.
+    pub statements_top: usize,
+    /// Mean time over which a statement is slow.
+    pub slow_statement: Duration,
+    /// Tables reported.
+    pub tables_top: usize,
+}
+
 impl Config {
     /// Parses and validates configuration text. `path` is only used in messages.
     pub fn parse(src: &str, path: &str) -> Result<Config, ConfigError> {
@@ -373,6 +436,37 @@ impl Config {
                 }
             }
         }
+        for (i, t) in self.postgres.iter().enumerate() {
+            let at = item_line(src, "postgres", i);
+            let name = t.name.clone().unwrap_or_else(|| t.dsn.shown());
+            if !names.insert(name.clone()) {
+                push(
+                    at,
+                    format!(
+                        "postgres[{i}]: duplicate target name {name:?}; give each target a unique `name`"
+                    ),
+                );
+            }
+            let sources = [t.dsn.password().is_some(), t.password_env.is_some(), t.password_file.is_some()];
+            if sources.iter().filter(|s| **s).count() > 1 {
+                push(
+                    at,
+                    format!(
+                        "postgres[{i}]: give the password in only one of dsn, password_env, password_file"
+                    ),
+                );
+            }
+            if let Err(e) = resolve_secret(t.dsn.password(), &t.password_env, &t.password_file) {
+                push(at, format!("postgres[{i}]: {e}"));
+            }
+            let interval = t.interval.unwrap_or(self.collection.interval);
+            if interval.is_zero() || t.timeout.unwrap_or(self.collection.timeout) > interval {
+                push(at, format!("postgres[{i}]: interval must be > 0 and timeout must not exceed it"));
+            }
+            if t.statements_top > 1000 || t.tables_top > 1000 {
+                push(at, format!("postgres[{i}]: statements_top and tables_top must be at most 1000"));
+            }
+        }
         if let Some(u) = &self.thresholds.prometheus_reload_url {
             match url::Url::parse(u) {
                 Ok(p) if p.scheme() == "http" && p.host_str().is_some() => {}
@@ -430,27 +524,55 @@ impl Config {
         }
     }
 
+    /// PostgreSQL targets with names, cadence and passwords resolved.
+    pub fn postgres_targets(&self) -> Result<Vec<ResolvedPostgres>, String> {
+        self.postgres
+            .iter()
+            .map(|t| {
+                Ok(ResolvedPostgres {
+                    name: t.name.clone().unwrap_or_else(|| t.dsn.shown()),
+                    dsn: t.dsn.clone(),
+                    password: resolve_secret(t.dsn.password(), &t.password_env, &t.password_file)?,
+                    interval: t.interval.unwrap_or(self.collection.interval),
+                    timeout: t.timeout.unwrap_or(self.collection.timeout),
+                    statements_top: t.statements_top,
+                    slow_statement: t.slow_statement,
+                    tables_top: t.tables_top,
+                })
+            })
+            .collect()
+    }
+
     /// The host collector's interval.
     pub fn host_interval(&self) -> Duration {
         self.host.interval.unwrap_or(self.collection.interval)
     }
 }
 
-/// Finds the password from whichever source the target names; never echoes it.
+/// Finds a Redis target's password from whichever source it names; never echoes it.
 fn resolve_password(t: &RedisTarget) -> Result<Option<Secret>, String> {
-    if let Some(var) = &t.password_env {
+    resolve_secret(t.url.password(), &t.password_env, &t.password_file)
+}
+
+/// A password from an env var, a file, or inline (in that order); errors never contain it.
+fn resolve_secret(
+    inline: Option<Secret>,
+    env: &Option<String>,
+    file: &Option<PathBuf>,
+) -> Result<Option<Secret>, String> {
+    if let Some(var) = env {
         return match std::env::var(var) {
             Ok(v) => Ok(Some(Secret::new(v))),
             Err(_) => Err(format!("password_env: environment variable {var} is not set")),
         };
     }
-    if let Some(file) = &t.password_file {
+    if let Some(file) = file {
         return match std::fs::read_to_string(file) {
             Ok(v) => Ok(Some(Secret::new(v.lines().next().unwrap_or("").to_string()))),
             Err(e) => Err(format!("password_file: cannot read {}: {e}", file.display())),
         };
     }
-    Ok(t.url.password())
+    Ok(inline)
 }
 
 #[cfg(test)]

@@ -342,3 +342,134 @@ pub const THRESHOLD: M = M::gauge(
     "redline_threshold",
     "Thresholds in force, per alert and severity (and override match), for dashboards to draw.",
 );
+
+// --- PostgreSQL (label target; per database: database) ---
+/// Server identity.
+pub const PG_INSTANCE_INFO: M =
+    M::gauge("redline_pg_instance_info", "PostgreSQL version and role; always 1.");
+/// Capability.
+pub const PG_QUERY_ALLOWED: M = M::gauge(
+    "redline_pg_query_allowed",
+    "1 if redline can run this group of queries, 0 if the server refused it (missing extension or privilege).",
+);
+/// Connections.
+pub const PG_CONNECTIONS: M = M::gauge("redline_pg_connections", "Client connections by database and state.");
+/// max_connections.
+pub const PG_CONNECTIONS_MAX: M = M::gauge("redline_pg_connections_max", "max_connections setting.");
+/// Reserved.
+pub const PG_CONNECTIONS_RESERVED: M = M::gauge(
+    "redline_pg_connections_reserved",
+    "Connections reserved for superusers and pg_use_reserved_connections.",
+);
+/// Commits.
+pub const PG_XACT_COMMIT: M =
+    M::counter("redline_pg_transactions_committed", "Transactions committed per database.");
+/// Rollbacks.
+pub const PG_XACT_ROLLBACK: M =
+    M::counter("redline_pg_transactions_rolled_back", "Transactions rolled back per database.");
+/// Blocks read.
+pub const PG_BLOCKS_READ: M =
+    M::counter("redline_pg_blocks_read", "Blocks read from disk (cache misses) per database.");
+/// Blocks hit.
+pub const PG_BLOCKS_HIT: M =
+    M::counter("redline_pg_blocks_hit", "Blocks found in shared buffers per database.");
+/// Rows.
+pub const PG_ROWS: M = M::counter(
+    "redline_pg_rows",
+    "Rows by operation (returned, fetched, inserted, updated, deleted) per database.",
+);
+/// Temp files.
+pub const PG_TEMP_FILES: M = M::counter("redline_pg_temp_files", "Temporary files created per database.");
+/// Temp bytes.
+pub const PG_TEMP_BYTES: M =
+    M::counter("redline_pg_temp_bytes", "Bytes written to temporary files per database.");
+/// Deadlocks.
+pub const PG_DEADLOCKS: M = M::counter("redline_pg_deadlocks", "Deadlocks detected per database.");
+/// Conflicts.
+pub const PG_CONFLICTS: M =
+    M::counter("redline_pg_conflicts", "Queries cancelled by recovery conflicts per database.");
+/// Database size.
+pub const PG_DATABASE_SIZE: M =
+    M::gauge("redline_pg_database_size_bytes", "Disk space used by each database.");
+/// Oldest transaction.
+pub const PG_OLDEST_XACT: M = M::gauge(
+    "redline_pg_oldest_transaction_age_seconds",
+    "Age of the oldest open transaction (0 when none).",
+);
+/// Oldest idle in transaction.
+pub const PG_OLDEST_IDLE_XACT: M = M::gauge(
+    "redline_pg_oldest_idle_in_transaction_age_seconds",
+    "Time the longest idle-in-transaction session has been idle (0 when none).",
+);
+/// Waiting on locks.
+pub const PG_LOCK_WAITERS: M =
+    M::gauge("redline_pg_sessions_waiting_on_locks", "Sessions waiting for a lock.");
+/// Locks by mode.
+pub const PG_LOCKS: M = M::gauge("redline_pg_locks", "Locks held or awaited, by mode.");
+/// Replica lag seconds.
+pub const PG_REPLICA_LAG_SECONDS: M = M::gauge(
+    "redline_pg_replica_lag_seconds",
+    "Write/flush/replay lag of each replica, seen from the primary.",
+);
+/// Replica lag bytes.
+pub const PG_REPLICA_LAG_BYTES: M = M::gauge(
+    "redline_pg_replica_lag_bytes",
+    "WAL bytes each replica has yet to replay, seen from the primary.",
+);
+/// Standby lag.
+pub const PG_STANDBY_REPLAY_LAG: M = M::gauge(
+    "redline_pg_standby_replay_lag_seconds",
+    "On a standby: time since the last replayed transaction was committed on the primary (0 on a primary).",
+);
+/// Slot retained WAL.
+pub const PG_SLOT_RETAINED: M =
+    M::gauge("redline_pg_replication_slot_retained_bytes", "WAL a replication slot keeps on disk.");
+/// Slot active.
+pub const PG_SLOT_ACTIVE: M = M::gauge("redline_pg_replication_slot_active", "1 if the slot has a consumer.");
+/// Checkpoints.
+pub const PG_CHECKPOINTS: M = M::counter("redline_pg_checkpoints", "Checkpoints by kind (timed, requested).");
+/// Checkpoint write time.
+pub const PG_CHECKPOINT_WRITE: M =
+    M::counter("redline_pg_checkpoint_write_seconds", "Time checkpoints spent writing files.");
+/// Checkpoint sync time.
+pub const PG_CHECKPOINT_SYNC: M =
+    M::counter("redline_pg_checkpoint_sync_seconds", "Time checkpoints spent syncing files.");
+/// Buffers written.
+pub const PG_BUFFERS_WRITTEN: M =
+    M::counter("redline_pg_buffers_written", "Buffers written, by writer (checkpointer, bgwriter, backend).");
+/// Buffers allocated.
+pub const PG_BUFFERS_ALLOC: M = M::counter("redline_pg_buffers_allocated", "Buffers allocated.");
+/// Statement calls.
+pub const PG_STATEMENT_CALLS: M =
+    M::counter("redline_pg_statement_calls", "Calls of a top statement (pg_stat_statements).");
+/// Statement total time.
+pub const PG_STATEMENT_TIME: M =
+    M::counter("redline_pg_statement_duration_seconds", "Total execution time of a top statement.");
+/// Statement mean.
+pub const PG_STATEMENT_MEAN: M =
+    M::gauge("redline_pg_statement_mean_seconds", "Mean execution time of a top statement.");
+/// Statement max.
+pub const PG_STATEMENT_MAX: M =
+    M::gauge("redline_pg_statement_max_seconds", "Slowest execution of a top statement.");
+/// Slow statements.
+pub const PG_STATEMENTS_SLOW: M = M::gauge(
+    "redline_pg_statements_slow",
+    "Statements whose mean execution time is over the configured slow_statement time.",
+);
+/// Dropped statements.
+pub const PG_STATEMENTS_DROPPED: M = M::gauge(
+    "redline_pg_statements_dropped",
+    "Statements tracked but left out of the per-statement series (statements_top).",
+);
+/// Dead tuples.
+pub const PG_TABLE_DEAD: M = M::gauge(
+    "redline_pg_table_dead_tuples",
+    "Dead tuples of the tables reported (top by dead tuples and by vacuum age).",
+);
+/// Live tuples.
+pub const PG_TABLE_LIVE: M = M::gauge("redline_pg_table_live_tuples", "Live tuples of the tables reported.");
+/// Vacuum age.
+pub const PG_TABLE_VACUUM_AGE: M = M::gauge(
+    "redline_pg_table_last_vacuum_age_seconds",
+    "Time since the table was last vacuumed or autovacuumed (-1 if never).",
+);

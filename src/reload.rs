@@ -109,6 +109,7 @@ impl Reloader {
                         tracing::warn!("listen address changes take effect after a restart");
                     }
                     if format!("{:?}", cfg.redis) != format!("{:?}", self.config.redis)
+                        || format!("{:?}", cfg.postgres) != format!("{:?}", self.config.postgres)
                         || format!("{:?}", cfg.host) != format!("{:?}", self.config.host)
                         || format!("{:?}", cfg.limits) != format!("{:?}", self.config.limits)
                         || format!("{:?}", cfg.collection) != format!("{:?}", self.config.collection)

@@ -109,6 +109,82 @@ impl<'de> Deserialize<'de> for RedisUrl {
     }
 }
 
+/// PostgreSQL connection settings (URL or key=value) with any password split off.
+#[derive(Clone)]
+pub struct PgDsn {
+    config: tokio_postgres::Config,
+    password: Option<Secret>,
+}
+
+impl fmt::Debug for PgDsn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgDsn({})", self.shown())
+    }
+}
+
+impl PgDsn {
+    /// Parses a DSN; the error never contains the input (it may hold a password).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let mut config: tokio_postgres::Config = s.parse().map_err(|_| {
+            "invalid PostgreSQL DSN: expected postgres://user@host:port/db or host=… dbname=…".to_string()
+        })?;
+        if config.get_hosts().is_empty() {
+            return Err("invalid PostgreSQL DSN: no host".into());
+        }
+        let password = config.get_password().map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()));
+        // Rebuild without the password: tokio-postgres has no way to unset it.
+        let mut clean = tokio_postgres::Config::new();
+        for h in config.get_hosts() {
+            match h {
+                tokio_postgres::config::Host::Tcp(t) => clean.host(t),
+                #[cfg(unix)]
+                tokio_postgres::config::Host::Unix(p) => clean.host_path(p),
+            };
+        }
+        for p in config.get_ports() {
+            clean.port(*p);
+        }
+        if let Some(u) = config.get_user() {
+            clean.user(u);
+        }
+        if let Some(d) = config.get_dbname() {
+            clean.dbname(d);
+        }
+        config = clean;
+        Ok(PgDsn { config, password })
+    }
+
+    /// `host:port/dbname`, the default target name and what messages show.
+    pub fn shown(&self) -> String {
+        let host = match self.config.get_hosts().first() {
+            Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+            #[cfg(unix)]
+            Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+            None => String::new(),
+        };
+        let port = self.config.get_ports().first().copied().unwrap_or(5432);
+        let db = self.config.get_dbname().or(self.config.get_user()).unwrap_or("postgres");
+        format!("{host}:{port}/{db}")
+    }
+
+    /// The password embedded in the DSN, if any.
+    pub fn password(&self) -> Option<Secret> {
+        self.password.clone()
+    }
+
+    /// Connection settings (no password; the collector adds it).
+    pub fn config(&self) -> tokio_postgres::Config {
+        self.config.clone()
+    }
+}
+
+impl<'de> Deserialize<'de> for PgDsn {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        PgDsn::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +197,22 @@ mod tests {
         assert!(!u.shown().contains("cret"));
         assert!(!format!("{u:?}").contains("cret"));
         assert_eq!(u.host_port(), "10.0.0.1:6380");
+    }
+
+    #[test]
+    fn pg_dsn_hides_password_in_every_form() {
+        for dsn in [
+            "postgres://app:pa55word@db.local:5433/orders",
+            "host=db.local port=5433 user=app password=pa55word dbname=orders",
+        ] {
+            let d = PgDsn::parse(dsn).expect(dsn);
+            assert_eq!(d.shown(), "db.local:5433/orders");
+            assert_eq!(d.password().map(|s| s.expose().to_string()).as_deref(), Some("pa55word"));
+            assert!(!format!("{d:?}").contains("pa55word"));
+            assert!(d.config().get_password().is_none());
+        }
+        let e = PgDsn::parse("postgres://a:secret@:::bad").expect_err("bad");
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]

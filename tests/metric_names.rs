@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{bull_js, wait_for, Daemon, RedisServer};
+use common::{bull_js, wait_for, Daemon, PgServer, RedisServer};
 
 fn names_in(text: &str) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
@@ -38,15 +38,21 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
     primary.cli(&["XGROUP", "CREATE", "events:orders", "billing", "$", "MKSTREAM"]);
     primary.cli(&["XADD", "events:orders", "*", "n", "1"]);
     bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"emails","count":2}}"#, primary.port));
+    let pg = PgServer::start(&["shared_preload_libraries=pg_stat_statements"]);
+    pg.psql("postgres", "CREATE EXTENSION pg_stat_statements");
+    pg.psql("postgres", "SELECT pg_create_physical_replication_slot('spare')");
+    let standby = PgServer::standby_of(&pg);
 
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::copy(root.join("rules/thresholds.yaml"), dir.path().join("thresholds.yaml")).expect("copy");
     let d = Daemon::start_in(
         dir,
         &format!(
-            "collection:\n  interval: 1s\n  timeout: 900ms\nthresholds:\n  file: thresholds.yaml\nredis:\n  - name: primary\n    url: {}\n    queues:\n      - system: bullmq\n      - system: stream\n        prefix: \"events:\"\n  - name: replica\n    url: {}\n",
+            "collection:\n  interval: 1s\n  timeout: 900ms\nthresholds:\n  file: thresholds.yaml\nredis:\n  - name: primary\n    url: {}\n    queues:\n      - system: bullmq\n      - system: stream\n        prefix: \"events:\"\n  - name: replica\n    url: {}\npostgres:\n  - name: pg\n    dsn: postgres://postgres:right-pg-pass@127.0.0.1:{}/postgres\n  - name: pg-standby\n    dsn: postgres://postgres:right-pg-pass@127.0.0.1:{}/postgres\n",
             primary.url(),
-            replica.url()
+            replica.url(),
+            pg.port,
+            standby.port
         ),
         &[],
     );
@@ -56,6 +62,8 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
             && t.contains("redline_redis_replica_lag_seconds{target=\"primary\"")
             && t.contains("redline_queue_stream_group_lag{")
             && t.contains("queue=\"emails\"")
+            && t.contains("redline_pg_replica_lag_seconds{target=\"pg\"")
+            && t.contains("redline_pg_instance_info{target=\"pg-standby\",version=")
     });
     std::thread::sleep(Duration::from_millis(1200));
     // Sample names only (label values such as redline_threshold's `key` do not count).

@@ -3,6 +3,8 @@
 
 pub mod backoff;
 pub mod host;
+pub mod postgres;
+pub mod postgres_sql;
 pub mod queues;
 pub mod redis;
 pub mod redis_replies;
@@ -76,6 +78,10 @@ pub fn build(config: &Config) -> Result<Vec<Scheduled>, String> {
             interval: config.host_interval(),
             timeout: config.collection.timeout.min(config.host_interval()),
         });
+    }
+    for t in config.postgres_targets()? {
+        let (interval, timeout) = (t.interval, t.timeout);
+        out.push(Scheduled { collector: Box::new(postgres::PostgresCollector::new(t)), interval, timeout });
     }
     for t in config.redis_targets()? {
         let (interval, timeout) = (t.interval, t.timeout);

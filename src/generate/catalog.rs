@@ -14,6 +14,8 @@ pub enum Area {
     Redis,
     /// Job queues.
     Queues,
+    /// PostgreSQL servers.
+    Postgres,
     /// The host.
     Host,
     /// redline itself.
@@ -22,13 +24,14 @@ pub enum Area {
 
 impl Area {
     /// All areas in output order.
-    pub const ALL: [Area; 4] = [Area::Redis, Area::Queues, Area::Host, Area::Redline];
+    pub const ALL: [Area; 5] = [Area::Redis, Area::Queues, Area::Postgres, Area::Host, Area::Redline];
 
     /// Lower-case name (rule group suffix, dashboard file name).
     pub fn name(self) -> &'static str {
         match self {
             Area::Redis => "redis",
             Area::Queues => "queues",
+            Area::Postgres => "postgres",
             Area::Host => "host",
             Area::Redline => "redline",
         }
@@ -556,6 +559,180 @@ pub static ALERTS: &[AlertDef] = &[
             )]
         },
         fixture_labels: &[("target", "t"), ("system", "stream"), ("queue", "q"), ("group", "g")],
+    },
+    // ---------------- PostgreSQL ----------------
+    AlertDef {
+        key: "pg_down",
+        alert: "PostgresDown",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::TARGET_UP.exposed(), sel(&["collector=\"postgres\"", s])),
+        summary: "PostgreSQL {{ $labels.target }} is unreachable",
+        description: "redline cannot connect to or query PostgreSQL {{ $labels.target }}. Check the server, pg_hba.conf and the credentials (redline's log names the error).",
+        default: d(None, Some(1.0), 60),
+        panel: "Up",
+        fixture: |v| vec![gauge(n::TARGET_UP.exposed(), "{collector=\"postgres\",target=\"t\"}", v)],
+        fixture_labels: &[("collector", "postgres"), ("target", "t")],
+    },
+    AlertDef {
+        key: "pg_connections_near_limit",
+        alert: "PostgresConnectionsNearLimit",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Ratio,
+        // Against what ordinary roles can use: max_connections minus the reserved slots.
+        expr: |s| {
+            format!(
+                "sum by (target) ({}{}) / (max by (target) ({}{}) - max by (target) ({}{}) > 0)",
+                n::PG_CONNECTIONS.exposed(),
+                sel(&[s]),
+                n::PG_CONNECTIONS_MAX.exposed(),
+                sel(&[s]),
+                n::PG_CONNECTIONS_RESERVED.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "PostgreSQL {{ $labels.target }} is running out of connections",
+        description: "PostgreSQL {{ $labels.target }} uses {value} of the connections ordinary roles may open (threshold {threshold}). New connections will fail; check pools and idle sessions.",
+        default: d(Some(0.8), Some(0.9), 300),
+        panel: "Connections / available",
+        fixture: |v| {
+            vec![
+                gauge(n::PG_CONNECTIONS.exposed(), "{target=\"t\",database=\"app\",state=\"active\"}", v * 100.0),
+                gauge(n::PG_CONNECTIONS_MAX.exposed(), T, 103.0),
+                gauge(n::PG_CONNECTIONS_RESERVED.exposed(), T, 3.0),
+            ]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_cache_hit_ratio",
+        alert: "PostgresCacheHitRatioLow",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Ratio,
+        // Silent without reads (no division by zero, no page on an idle server).
+        expr: |s| {
+            let (h, r) = (n::PG_BLOCKS_HIT.exposed(), n::PG_BLOCKS_READ.exposed());
+            let m = sel(&[s]);
+            format!(
+                "sum by (target) (rate({h}{m}[10m])) / (sum by (target) (rate({h}{m}[10m]) + rate({r}{m}[10m])) > 0)"
+            )
+        },
+        summary: "PostgreSQL {{ $labels.target }} reads too much from disk",
+        description: "Only {value} of block reads on {{ $labels.target }} are served from shared buffers (threshold {threshold}). Consider shared_buffers, missing indexes or a working set larger than memory.",
+        default: d(Some(0.95), Some(0.9), 900),
+        panel: "Cache hit ratio",
+        fixture: |v| {
+            let l = "{target=\"t\",database=\"app\"}";
+            vec![counter(n::PG_BLOCKS_HIT.exposed(), l, v * 100.0), counter(n::PG_BLOCKS_READ.exposed(), l, (1.0 - v) * 100.0)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_deadlocks",
+        alert: "PostgresDeadlocks",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::PerSecond,
+        expr: |s| format!("sum by (target) (rate({}{}[5m]))", n::PG_DEADLOCKS.exposed(), sel(&[s])),
+        summary: "PostgreSQL {{ $labels.target }} is detecting deadlocks",
+        description: "PostgreSQL {{ $labels.target }} aborts {value} transactions for deadlocks (threshold {threshold}). The server log names the statements.",
+        default: d(Some(0.0), None, 0),
+        panel: "Deadlocks",
+        fixture: |v| vec![counter(n::PG_DEADLOCKS.exposed(), "{target=\"t\",database=\"app\"}", v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_long_transaction",
+        alert: "PostgresLongTransaction",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| format!("{}{}", n::PG_OLDEST_XACT.exposed(), sel(&[s])),
+        summary: "A transaction on PostgreSQL {{ $labels.target }} has been open for long",
+        description: "The oldest transaction on {{ $labels.target }} has been open {value} (threshold {threshold}). It holds back vacuum and may hold locks.",
+        default: d(Some(300.0), Some(1800.0), 60),
+        panel: "Oldest transaction age",
+        fixture: |v| vec![gauge(n::PG_OLDEST_XACT.exposed(), T, v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_idle_in_transaction",
+        alert: "PostgresIdleInTransaction",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        expr: |s| format!("{}{}", n::PG_OLDEST_IDLE_XACT.exposed(), sel(&[s])),
+        summary: "A session on PostgreSQL {{ $labels.target }} sits idle in a transaction",
+        description: "A session on {{ $labels.target }} has been idle inside a transaction for {value} (threshold {threshold}): usually an application that forgot to commit. Consider idle_in_transaction_session_timeout.",
+        default: d(Some(300.0), None, 60),
+        panel: "Idle in transaction",
+        fixture: |v| vec![gauge(n::PG_OLDEST_IDLE_XACT.exposed(), T, v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_replication_lag",
+        alert: "PostgresReplicationLagging",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Seconds,
+        // Replay lag seen from the primary, or from the standby itself.
+        expr: |s| {
+            format!(
+                "max by (target) ({}{}) or max by (target) ({}{})",
+                n::PG_REPLICA_LAG_SECONDS.exposed(),
+                sel(&["kind=\"replay\"", s]),
+                n::PG_STANDBY_REPLAY_LAG.exposed(),
+                sel(&[s])
+            )
+        },
+        summary: "PostgreSQL replication on {{ $labels.target }} is lagging",
+        description: "Replay on {{ $labels.target }} (or its replica) is {value} behind (threshold {threshold}).",
+        default: d(Some(30.0), Some(300.0), 120),
+        panel: "Replication lag",
+        fixture: |v| {
+            vec![gauge(n::PG_REPLICA_LAG_SECONDS.exposed(), "{target=\"t\",replica=\"r@10.0.0.2\",kind=\"replay\"}", v)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_slot_wal_retained",
+        alert: "PostgresSlotRetainingWal",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Bytes,
+        expr: |s| format!("max by (target) ({}{})", n::PG_SLOT_RETAINED.exposed(), sel(&[s])),
+        summary: "A replication slot on {{ $labels.target }} keeps a lot of WAL",
+        description: "A replication slot on {{ $labels.target }} retains {value} of WAL (threshold {threshold}); an abandoned slot fills the disk.",
+        default: d(Some(5368709120.0), Some(21474836480.0), 600),
+        panel: "WAL kept by slots",
+        fixture: |v| vec![gauge(n::PG_SLOT_RETAINED.exposed(), "{target=\"t\",slot=\"s\",slot_type=\"physical\"}", v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "pg_slow_statements",
+        alert: "PostgresSlowStatements",
+        area: Area::Postgres,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Count,
+        expr: |s| format!("{}{}", n::PG_STATEMENTS_SLOW.exposed(), sel(&[s])),
+        summary: "PostgreSQL {{ $labels.target }} has slow statements",
+        description: "{value} statements on {{ $labels.target }} take longer than slow_statement on average (threshold {threshold}). See the statements panel.",
+        default: d(Some(0.0), None, 900),
+        panel: "Slow statements",
+        fixture: |v| vec![gauge(n::PG_STATEMENTS_SLOW.exposed(), T, v)],
+        fixture_labels: T_LABELS,
     },
     // ---------------- Host ----------------
     AlertDef {

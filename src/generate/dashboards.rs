@@ -73,6 +73,11 @@ fn variables(area: Area) -> Vec<Value> {
                 &format!("label_values({jobs}{{target=~\"$target\",system=~\"$system\"}}, queue)"),
             ));
         }
+        Area::Postgres => v.push(query_var(
+            "target",
+            "PostgreSQL",
+            &format!("label_values({}{{collector=\"postgres\"}}, target)", n::TARGET_UP.exposed()),
+        )),
         Area::Host => v.push(query_var(
             "instance",
             "Host",
@@ -90,7 +95,7 @@ fn variables(area: Area) -> Vec<Value> {
 /// Matchers the area's variables impose.
 fn filter(area: Area) -> &'static str {
     match area {
-        Area::Redis => "target=~\"$target\"",
+        Area::Redis | Area::Postgres => "target=~\"$target\"",
         Area::Queues => "target=~\"$target\",system=~\"$system\",queue=~\"$queue\"",
         Area::Host => "instance=~\"$instance\"",
         Area::Redline => "collector=~\"$collector\"",
@@ -276,6 +281,32 @@ fn context_panels(area: Area) -> Vec<(&'static str, String, &'static str, Unit)>
                 Unit::Seconds,
             ),
         ],
+        Area::Postgres => vec![
+            (
+                "Connections by state",
+                format!("sum by (target, state) ({}{{{f}}})", n::PG_CONNECTIONS.exposed()),
+                "{{target}} {{state}}",
+                Unit::Count,
+            ),
+            (
+                "Transactions per second",
+                format!("sum by (target) (rate({}{{{f}}}[5m]))", n::PG_XACT_COMMIT.exposed()),
+                "{{target}}",
+                Unit::PerSecond,
+            ),
+            (
+                "Top statements by time",
+                format!("topk(10, rate({}{{{f}}}[5m]))", n::PG_STATEMENT_TIME.exposed()),
+                "{{query}}",
+                Unit::Seconds,
+            ),
+            (
+                "Database size",
+                format!("{}{{{f}}}", n::PG_DATABASE_SIZE.exposed()),
+                "{{target}} {{database}}",
+                Unit::Bytes,
+            ),
+        ],
         Area::Host => vec![
             (
                 "Network received",
@@ -340,6 +371,7 @@ pub fn dashboards(t: &Thresholds) -> Vec<(String, String)> {
         let title = match area {
             Area::Redis => "redline / Redis",
             Area::Queues => "redline / Job queues",
+            Area::Postgres => "redline / PostgreSQL",
             Area::Host => "redline / Host",
             Area::Redline => "redline / Self",
         };
@@ -357,6 +389,8 @@ fn overview(t: &Thresholds) -> Value {
         "redis_memory_near_limit",
         "redis_evicting",
         "queue_oldest_ready_age",
+        "pg_connections_near_limit",
+        "pg_long_transaction",
         "queue_backlog",
         "queue_failure_ratio",
         "host_disk_usage",

@@ -290,3 +290,134 @@ pub fn queue_daemon(r: &RedisServer, queues: &str) -> Daemon {
 pub fn qlabels(system: &str, queue: &str, rest: &str) -> String {
     format!("{{target=\"t\",system=\"{system}\",queue=\"{queue}\"{rest}}}")
 }
+
+/// A PostgreSQL instance of our own (initdb + pg_ctl as user postgres), stopped on drop.
+pub struct PgServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    bin: PathBuf,
+    extra: Vec<String>,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql")
+        .flatten()
+        .map(|e| e.path().join("bin"))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    versions.sort();
+    versions.pop().expect("an initdb")
+}
+
+impl PgServer {
+    /// initdb with scram-sha-256 on TCP (trust on the socket, for set-up) and extra `-c` settings.
+    pub fn start(settings: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok =
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
+        assert!(ok.success());
+        let bin = pg_bin();
+        let data = dir.path().join("data");
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["--auth-local=trust", "--auth-host=scram-sha-256", "-U", "postgres", "-D"])
+            .arg(&data)
+            .output()
+            .expect("initdb");
+        assert!(out.status.success(), "initdb: {}", String::from_utf8_lossy(&out.stderr));
+        let s =
+            PgServer { port: free_port(), dir, bin, extra: settings.iter().map(|s| s.to_string()).collect() };
+        s.ctl("start");
+        s.psql("postgres", "ALTER USER postgres PASSWORD 'right-pg-pass'");
+        s
+    }
+
+    /// A streaming standby of `primary`, cloned with pg_basebackup over the primary's socket.
+    pub fn standby_of(primary: &PgServer) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ok =
+            Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
+        assert!(ok.success());
+        let bin = pg_bin();
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("pg_basebackup"))
+            .arg("-h")
+            .arg(primary.dir.path())
+            .args(["-p", &primary.port.to_string(), "-U", "postgres", "-R", "-X", "stream", "-D"])
+            .arg(dir.path().join("data"))
+            .output()
+            .expect("pg_basebackup");
+        assert!(out.status.success(), "pg_basebackup: {}", String::from_utf8_lossy(&out.stderr));
+        let s = PgServer { port: free_port(), dir, bin, extra: primary.extra.clone() };
+        s.ctl("start");
+        s
+    }
+
+    /// Runs pg_ctl start/stop.
+    pub fn ctl(&self, action: &str) {
+        let data = self.dir.path().join("data");
+        let mut opts =
+            format!("-p {} -k {} -c listen_addresses=127.0.0.1", self.port, self.dir.path().display());
+        for e in &self.extra {
+            opts.push_str(&format!(" -c {e}"));
+        }
+        let mut cmd = Command::new("runuser");
+        cmd.args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-w", "-t", "30"]);
+        match action {
+            "start" => cmd.args(["-o", &opts, "-l"]).arg(self.dir.path().join("log")).arg("start"),
+            _ => cmd.args(["-m", "immediate", "stop"]),
+        };
+        let out = cmd.output().expect("pg_ctl");
+        assert!(
+            out.status.success() || action != "start",
+            "pg_ctl {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs SQL through the Unix socket as postgres (trust).
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = Command::new("psql")
+            .args(["-h"])
+            .arg(self.dir.path())
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                db,
+                "-tAX",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                sql,
+            ])
+            .output()
+            .expect("psql");
+        assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        self.ctl("stop");
+    }
+}
+
+/// Runs SQL against the machine's own PostgreSQL (127.0.0.1:5432, trust) as postgres.
+pub fn local_psql(db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db, "-tAX", "-c", sql])
+        .output()
+        .expect("psql");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

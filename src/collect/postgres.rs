@@ -1,0 +1,209 @@
+//! The PostgreSQL collector: one persistent connection per target (reconnect with backoff),
+//! `statement_timeout` set for the session, and the whole collection sent as one simple-query
+//! batch: one round trip, whatever the number of databases. A query group the server refuses
+//! (missing extension, missing privilege) is found once, logged once, reported as
+//! `redline_pg_query_allowed{query} 0`, and left out from then on.
+
+use std::time::Duration;
+
+use tokio::task::JoinHandle;
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+
+use super::backoff::Backoff;
+use super::postgres_sql::{self as sql, Caps, Limits, Refused};
+use super::{BoxFuture, CollectError, Collector};
+use crate::config::ResolvedPostgres;
+use crate::metrics::{label, Family, FamilySet};
+use crate::names as n;
+
+/// Collects one PostgreSQL server.
+pub struct PostgresCollector {
+    target: ResolvedPostgres,
+    client: Option<(Client, Caps, JoinHandle<()>)>,
+    backoff: Backoff,
+    last_error: String,
+    refused: Refused,
+}
+
+impl PostgresCollector {
+    /// Prepares the collector; connects on the first collection.
+    pub fn new(target: ResolvedPostgres) -> Self {
+        Self {
+            target,
+            client: None,
+            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            last_error: String::new(),
+            refused: Refused::new(),
+        }
+    }
+
+    fn limits(&self) -> Limits {
+        Limits {
+            statements_top: self.target.statements_top,
+            slow_seconds: self.target.slow_statement.as_secs_f64(),
+            tables_top: self.target.tables_top,
+        }
+    }
+
+    async fn connect(&mut self) -> Result<(), CollectError> {
+        if self.client.is_some() {
+            return Ok(());
+        }
+        if !self.backoff.ready() {
+            return Err(CollectError::BackingOff(self.last_error.clone()));
+        }
+        let mut cfg = self.target.dsn.config();
+        if let Some(p) = &self.target.password {
+            cfg.password(p.expose());
+        }
+        let timeout_ms = self.target.timeout.as_millis().max(1);
+        cfg.application_name("redline")
+            .connect_timeout(self.target.timeout)
+            // Every query of the session is bounded server-side too.
+            .options(format!("-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"));
+        let result = async {
+            let (client, connection) = cfg.connect(NoTls).await?;
+            let task = tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    tracing::debug!("postgres connection closed: {e}");
+                }
+            });
+            let rows = rows(client.simple_query(sql::PROBE).await?);
+            Ok::<_, tokio_postgres::Error>((client, rows, task))
+        }
+        .await;
+        match result {
+            Ok((client, rows, task)) => {
+                let first = rows.first();
+                let version =
+                    first.and_then(|r| r.first()).and_then(|v| v.as_deref()).and_then(|v| v.parse().ok());
+                let statements = first.and_then(|r| r.get(1)).and_then(|v| v.as_deref()) == Some("1");
+                let caps = Caps { version: version.unwrap_or(0), statements };
+                self.backoff.succeeded();
+                self.refused.clear();
+                self.client = Some((client, caps, task));
+                Ok(())
+            }
+            Err(e) => {
+                self.backoff.failed();
+                self.last_error = describe(&e);
+                Err(CollectError::Connect(self.last_error.clone()))
+            }
+        }
+    }
+
+    fn drop_client(&mut self) {
+        if let Some((_, _, task)) = self.client.take() {
+            task.abort();
+        }
+    }
+
+    async fn collect_once(&mut self) -> Result<Vec<Family>, CollectError> {
+        self.connect().await?;
+        let Some((client, caps, _)) = &self.client else {
+            return Err(CollectError::Connect("not connected".into()));
+        };
+        let caps = caps.clone();
+        let limits = self.limits();
+        let batch: Vec<(&'static str, String)> =
+            sql::batch(&caps, &limits).into_iter().filter(|(g, _)| !self.refused.contains_key(g)).collect();
+        let text = batch.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(";\n");
+        let rows = match client.simple_query(&text).await {
+            Ok(msgs) => rows(msgs),
+            Err(e) if e.as_db_error().is_some() => {
+                // Some part was refused: find which, once, and leave it out from now on.
+                let mut all = Vec::new();
+                for (group, stmt) in &batch {
+                    match client.simple_query(stmt).await {
+                        Ok(msgs) => all.extend(rows(msgs)),
+                        Err(e) if e.as_db_error().is_some() => {
+                            if !self.refused.contains_key(group) {
+                                tracing::info!(
+                                    target_name = %self.target.name,
+                                    "PostgreSQL refused the {group} queries: {}; not asking again on this connection",
+                                    describe(&e)
+                                );
+                                self.refused.insert(group, describe(&e));
+                            }
+                        }
+                        Err(e) => return Err(self.fail(e)),
+                    }
+                }
+                all
+            }
+            Err(e) => return Err(self.fail(e)),
+        };
+        let mut out = FamilySet::new();
+        sql::families(&rows, &self.target.name, &limits, &mut out);
+        // Every group the server could run, statements included even when not installed.
+        let all_groups = sql::groups(&sql::batch(&Caps { statements: true, ..caps.clone() }, &limits));
+        for g in all_groups {
+            let missing = g == "statements" && !caps.statements;
+            let allowed = if missing || self.refused.contains_key(g) { 0.0 } else { 1.0 };
+            out.add(
+                &n::PG_QUERY_ALLOWED,
+                vec![label("target", self.target.name.clone()), label("query", g)],
+                allowed,
+            );
+        }
+        Ok(out.into_families())
+    }
+
+    fn fail(&mut self, e: tokio_postgres::Error) -> CollectError {
+        self.drop_client();
+        self.backoff.failed();
+        self.last_error = describe(&e);
+        CollectError::Query(self.last_error.clone())
+    }
+}
+
+/// Rows of a simple-query reply as text cells.
+fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
+    msgs.into_iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// An error as text safe to log: tokio-postgres never includes the password; the server's
+/// message and code are kept.
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => {
+            let mut s = e.to_string();
+            if let Some(src) = std::error::Error::source(e) {
+                s = format!("{s}: {src}");
+            }
+            s
+        }
+    }
+}
+
+impl Collector for PostgresCollector {
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn target(&self) -> &str {
+        &self.target.name
+    }
+
+    fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
+        Box::pin(self.collect_once())
+    }
+
+    fn reset(&mut self) {
+        self.drop_client();
+        self.backoff.failed();
+        self.last_error = "previous collection timed out".into();
+    }
+}
+
+impl Drop for PostgresCollector {
+    fn drop(&mut self) {
+        self.drop_client();
+    }
+}
