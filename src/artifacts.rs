@@ -32,6 +32,35 @@ pub fn render(t: &Thresholds, rules_dir: &Path, dashboards_dir: &Path) -> Vec<(P
     out
 }
 
+/// Where `redline generate` puts each kind of output.
+pub struct Outputs<'a> {
+    /// Rules and rule tests.
+    pub rules_dir: &'a Path,
+    /// Dashboards.
+    pub dashboards_dir: &'a Path,
+    /// Runbook document.
+    pub runbooks: &'a Path,
+    /// PrometheusRule and thresholds ConfigMap.
+    pub kubernetes_dir: &'a Path,
+    /// Namespace of the Kubernetes resources.
+    pub namespace: &'a str,
+}
+
+/// Everything `redline generate` writes; `thresholds_text` is the file as written (for the ConfigMap).
+pub fn render_everything(t: &Thresholds, thresholds_text: &str, o: &Outputs) -> Vec<(PathBuf, String)> {
+    let mut files = render(t, o.rules_dir, o.dashboards_dir);
+    files.push((o.runbooks.to_path_buf(), crate::generate::runbooks::runbooks(t)));
+    files.push((
+        o.kubernetes_dir.join("prometheusrule.yaml"),
+        rules::prometheus_rule(t, "redline", Some(o.namespace)),
+    ));
+    files.push((
+        o.kubernetes_dir.join("thresholds-configmap.yaml"),
+        rules::thresholds_configmap(thresholds_text, "redline-thresholds", Some(o.namespace)),
+    ));
+    files
+}
+
 /// Writes `contents` to `path` atomically, creating the directory; unchanged files are left alone.
 pub fn write_atomic(path: &Path, contents: &str) -> io::Result<bool> {
     if std::fs::read_to_string(path).is_ok_and(|old| old == contents) {

@@ -317,6 +317,79 @@ pub fn item_line(src: &str, key: &str, index: usize) -> Option<usize> {
     None
 }
 
+/// Replaces `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`. Unset variables without a
+/// default are problems at their line. Values are not echoed (they may be secrets).
+pub fn expand_env(src: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<Problem>> {
+    let mut out = String::with_capacity(src.len());
+    let mut problems = Vec::new();
+    for (i, whole) in src.split_inclusive('\n').enumerate() {
+        // Comments are left as they are (they may document the ${VAR} syntax itself).
+        let (line, comment) = whole.split_at(comment_start(whole));
+        let mut rest = line;
+        while let Some(pos) = rest.find('$') {
+            out.push_str(&rest[..pos]);
+            let after = &rest[pos + 1..];
+            if let Some(tail) = after.strip_prefix('$') {
+                out.push('$');
+                rest = tail;
+            } else if let Some(body) = after.strip_prefix('{') {
+                let Some(end) = body.find('}') else {
+                    problems.push(Problem {
+                        line: Some(i + 1),
+                        column: Some(pos + 1),
+                        message: "unclosed ${".into(),
+                    });
+                    out.push_str(&rest[pos..]);
+                    rest = "";
+                    break;
+                };
+                let expr = &body[..end];
+                let (name, default) = match expr.split_once(":-") {
+                    Some((n, d)) => (n, Some(d)),
+                    None => (expr, None),
+                };
+                match (get(name), default) {
+                    (Some(v), _) => out.push_str(&v),
+                    (None, Some(d)) => out.push_str(d),
+                    (None, None) => problems.push(Problem {
+                        line: Some(i + 1),
+                        column: Some(pos + 1),
+                        message: format!("environment variable {name} is not set (write ${{{name}:-default}} for a default)"),
+                    }),
+                }
+                rest = &body[end + 1..];
+            } else {
+                out.push('$');
+                rest = after;
+            }
+        }
+        out.push_str(rest);
+        out.push_str(comment);
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Byte index where a YAML comment starts on this line (or its length): a `#` at the start or
+/// after whitespace, outside quotes.
+fn comment_start(line: &str) -> usize {
+    let (mut single, mut double) = (false, false);
+    let mut prev_space = true;
+    for (i, c) in line.char_indices() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '#' if !single && !double && prev_space => return i,
+            _ => {}
+        }
+        prev_space = c.is_whitespace();
+    }
+    line.len()
+}
+
 /// A Redis target after validation, with its secret resolved.
 #[derive(Debug, Clone)]
 pub struct ResolvedRedis {
@@ -359,8 +432,11 @@ pub struct ResolvedPostgres {
 
 impl Config {
     /// Parses and validates configuration text. `path` is only used in messages.
+    /// `${VAR}` and `${VAR:-default}` are replaced from the environment first (sidecars).
     pub fn parse(src: &str, path: &str) -> Result<Config, ConfigError> {
         let invalid = |problems| ConfigError::Invalid { path: path.to_string(), problems };
+        let expanded = expand_env(src, &|k| std::env::var(k).ok()).map_err(invalid)?;
+        let src = expanded.as_str();
         // An empty file is a valid, all-defaults configuration.
         let cfg: Config =
             if src.trim().is_empty() { serde_yaml_ng::from_str("{}") } else { serde_yaml_ng::from_str(src) }
@@ -584,6 +660,18 @@ mod tests {
             Err(ConfigError::Invalid { problems, .. }) => problems,
             other => panic!("expected invalid config, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn env_expansion_with_defaults_and_errors() {
+        let get = |k: &str| (k == "PORT").then(|| "6380".to_string());
+        assert_eq!(expand_env("url: redis://h:${PORT}/0 $$x", &get).expect("ok"), "url: redis://h:6380/0 $x");
+        assert_eq!(expand_env("a: ${NOPE:-7}\n", &get).expect("ok"), "a: 7\n");
+        assert_eq!(expand_env("a: 1 # see ${VAR}\n", &get).expect("comment kept"), "a: 1 # see ${VAR}\n");
+        assert_eq!(expand_env("a: \"x#${PORT}\"\n", &get).expect("quoted #"), "a: \"x#6380\"\n");
+        let p = expand_env("a: 1\nb: ${MISSING}\n", &get).expect_err("missing");
+        assert_eq!(p[0].line, Some(2));
+        assert!(p[0].message.contains("MISSING"));
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub async fn run(
         let _ = server_stop_rx.await;
     }));
 
+    // systemd Type=notify: ready once the listener serves and the collectors run.
+    notify(sd_notify::NotifyState::Ready);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -90,6 +92,7 @@ pub async fn run(
         }
     }
     tracing::info!("shutting down");
+    notify(sd_notify::NotifyState::Stopping);
     let _ = server_stop.send(());
     let _ = server.await;
     reload_task.abort();
@@ -97,6 +100,13 @@ pub async fn run(
         c.stop().await;
     }
     Ok(())
+}
+
+/// Tells systemd (when started with `NOTIFY_SOCKET`) about a state change; a no-op otherwise.
+pub fn notify(state: sd_notify::NotifyState) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        tracing::debug!("sd_notify: {e}");
+    }
 }
 
 /// SIGHUP (`systemctl reload`) asks for a reload.

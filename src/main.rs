@@ -53,6 +53,12 @@ enum Command {
         /// Where to write the runbook document.
         #[arg(long, default_value = "docs/runbooks.md")]
         runbooks: PathBuf,
+        /// Where to write the Kubernetes PrometheusRule and thresholds ConfigMap.
+        #[arg(long, default_value = "deploy/kubernetes")]
+        kubernetes_dir: PathBuf,
+        /// Namespace of the Kubernetes resources.
+        #[arg(long, default_value = "queues")]
+        namespace: String,
     },
     /// Prometheus rules.
     Rules {
@@ -124,8 +130,24 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config, thresholds } => check(config.as_deref(), &thresholds),
         Command::Run { config, listen } => run(&config, listen),
-        Command::Generate { thresholds, rules_dir, dashboards_dir, runbooks } => {
-            generate_all(&thresholds, &rules_dir, &dashboards_dir, &runbooks)
+        Command::Generate { thresholds, rules_dir, dashboards_dir, runbooks, kubernetes_dir, namespace } => {
+            let t = Thresholds::load(&thresholds)?;
+            let text = std::fs::read_to_string(&thresholds)?;
+            let out = redline::artifacts::Outputs {
+                rules_dir: &rules_dir,
+                dashboards_dir: &dashboards_dir,
+                runbooks: &runbooks,
+                kubernetes_dir: &kubernetes_dir,
+                namespace: &namespace,
+            };
+            let changed = redline::artifacts::write(redline::artifacts::render_everything(&t, &text, &out))?;
+            for p in &changed {
+                println!("wrote {}", p.display());
+            }
+            if changed.is_empty() {
+                println!("all generated files are up to date");
+            }
+            Ok(())
         }
         Command::Rules {
             action: RulesAction::Generate { thresholds, out, prometheus_rule, name, namespace },
@@ -169,25 +191,6 @@ fn check(config: Option<&std::path::Path>, thresholds: &std::path::Path) -> anyh
     }
     if failed {
         anyhow::bail!("invalid configuration");
-    }
-    Ok(())
-}
-
-fn generate_all(
-    thresholds: &std::path::Path,
-    rules_dir: &std::path::Path,
-    dashboards_dir: &std::path::Path,
-    runbooks: &std::path::Path,
-) -> anyhow::Result<()> {
-    let t = Thresholds::load(thresholds)?;
-    let mut files = redline::artifacts::render(&t, rules_dir, dashboards_dir);
-    files.push((runbooks.to_path_buf(), redline::generate::runbooks::runbooks(&t)));
-    let changed = redline::artifacts::write(files)?;
-    for p in &changed {
-        println!("wrote {}", p.display());
-    }
-    if changed.is_empty() {
-        println!("all generated files are up to date");
     }
     Ok(())
 }

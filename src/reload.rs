@@ -216,7 +216,9 @@ impl Reloader {
             while let Ok(t) = triggers.try_recv() {
                 replies.extend(t.reply);
             }
+            crate::daemon::notify(sd_notify::NotifyState::Reloading);
             let result = self.reload().await;
+            crate::daemon::notify(sd_notify::NotifyState::Ready);
             for r in replies {
                 let _ = r.send(result.clone());
             }

@@ -133,6 +133,29 @@ struct PrometheusRule<'a> {
     spec: RuleFile<'a>,
 }
 
+/// A ConfigMap carrying the thresholds file, for a sidecar to mount.
+pub fn thresholds_configmap(thresholds_text: &str, name: &str, namespace: Option<&str>) -> String {
+    #[derive(Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct ConfigMap<'a> {
+        api_version: &'a str,
+        kind: &'a str,
+        metadata: Metadata<'a>,
+        data: BTreeMap<&'a str, &'a str>,
+    }
+    let doc = ConfigMap {
+        api_version: "v1",
+        kind: "ConfigMap",
+        metadata: Metadata {
+            name,
+            namespace,
+            labels: BTreeMap::from([("app.kubernetes.io/name", "redline")]),
+        },
+        data: BTreeMap::from([("thresholds.yaml", thresholds_text)]),
+    };
+    format!("# {GENERATED}\n{}", to_yaml(&doc))
+}
+
 /// The same rules as a prometheus-operator `PrometheusRule` resource.
 pub fn prometheus_rule(t: &Thresholds, name: &str, namespace: Option<&str>) -> String {
     let groups = groups(t);
