@@ -60,6 +60,31 @@ enum Command {
         #[arg(long, default_value = "queues")]
         namespace: String,
     },
+    /// Capture the current metrics of all targets to a file (for `redline diff`).
+    Snapshot {
+        /// Output file.
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Collect once from the targets in this config (no daemon needed)...
+        #[arg(short, long, env = "REDLINE_CONFIG", conflicts_with = "url")]
+        config: Option<PathBuf>,
+        /// ...or scrape a running redline, e.g. http://127.0.0.1:9860/metrics.
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Compare two snapshots: a markdown report of what changed and which thresholds are crossed.
+    Diff {
+        /// Snapshot taken before.
+        before: PathBuf,
+        /// Snapshot taken after.
+        after: PathBuf,
+        /// Thresholds to judge the after-state by.
+        #[arg(short, long, default_value = "rules/thresholds.yaml")]
+        thresholds: PathBuf,
+        /// Include unchanged series and redline's own per-capture noise.
+        #[arg(long)]
+        all: bool,
+    },
     /// Prometheus rules.
     Rules {
         #[command(subcommand)]
@@ -149,6 +174,24 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Snapshot { out, config, url } => snapshot(&out, config.as_deref(), url.as_deref()),
+        Command::Diff { before, after, thresholds, all } => {
+            let read = |p: &std::path::Path| {
+                std::fs::read_to_string(p).with_context(|| format!("cannot read snapshot {}", p.display()))
+            };
+            let b = redline::snapshot::Snapshot::parse(&read(&before)?);
+            let a = redline::snapshot::Snapshot::parse(&read(&after)?);
+            if b.taken_at == 0.0 || a.taken_at == 0.0 {
+                anyhow::bail!(
+                    "{} or {} is not a redline snapshot (no header line)",
+                    before.display(),
+                    after.display()
+                );
+            }
+            let t = Thresholds::load(&thresholds)?;
+            print!("{}", redline::snapshot::diff(&b, &a, &t, all));
+            Ok(())
+        }
         Command::Rules {
             action: RulesAction::Generate { thresholds, out, prometheus_rule, name, namespace },
         } => {
@@ -192,6 +235,42 @@ fn check(config: Option<&std::path::Path>, thresholds: &std::path::Path) -> anyh
     if failed {
         anyhow::bail!("invalid configuration");
     }
+    Ok(())
+}
+
+fn snapshot(
+    out: &std::path::Path,
+    config: Option<&std::path::Path>,
+    url: Option<&str>,
+) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let taken_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
+    let (source, body) = rt.block_on(async {
+        match (url, config) {
+            (Some(u), _) => {
+                let (status, body) =
+                    redline::http_client::request(hyper::Method::GET, u, std::time::Duration::from_secs(30))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("cannot scrape {u}: {e}"))?;
+                anyhow::ensure!(status == 200, "{u} answered HTTP {status}");
+                Ok((u.to_string(), body))
+            }
+            (None, c) => {
+                let path = c.unwrap_or(std::path::Path::new("redline.yaml"));
+                let config = Config::load(path)?;
+                let families =
+                    redline::collect::collect_once(&config).await.map_err(|e| anyhow::anyhow!(e))?;
+                Ok((
+                    path.display().to_string(),
+                    redline::expose::encode(families, redline::expose::Format::Text),
+                ))
+            }
+        }
+    })?;
+    let text = format!("{}{body}", redline::snapshot::header(taken_at, &source));
+    redline::artifacts::write_atomic(out, &text)
+        .with_context(|| format!("cannot write {}", out.display()))?;
+    println!("wrote {} ({} lines)", out.display(), text.lines().count());
     Ok(())
 }
 

@@ -266,28 +266,8 @@ fn watch(files: &[PathBuf], tx: mpsc::Sender<Trigger>) -> Option<notify::Recomme
 
 /// POSTs to an `http://` URL (Prometheus' lifecycle API) and checks for a 2xx answer.
 async fn post(url: &str) -> Result<(), String> {
-    use http_body_util::Empty;
-    use hyper::body::Bytes;
-    let u = url::Url::parse(url).map_err(|e| e.to_string())?;
-    let host = u.host_str().ok_or("no host")?.to_string();
-    let port = u.port_or_known_default().unwrap_or(80);
-    let fut = async {
-        let stream =
-            tokio::net::TcpStream::connect((host.as_str(), port)).await.map_err(|e| e.to_string())?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
-        let req = hyper::Request::post(u.path())
-            .header(hyper::header::HOST, format!("{host}:{port}"))
-            .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
-        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
-        if resp.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("HTTP {}", resp.status()))
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(5), fut).await.map_err(|_| "timed out".to_string())?
+    match crate::http_client::request(hyper::Method::POST, url, Duration::from_secs(5)).await? {
+        (s, _) if (200..300).contains(&s) => Ok(()),
+        (s, _) => Err(format!("HTTP {s}")),
+    }
 }

@@ -146,3 +146,50 @@ async fn run_one(job: Scheduled, store: Arc<Store>, mut shutdown: watch::Receive
     }
     tracing::debug!(collector = kind, target = %target, "collector stopped");
 }
+
+/// Runs every collector for `redline snapshot`: a first pass connects, starts queue discovery
+/// and takes the first CPU sample; after a settling pause, the second pass is the capture.
+pub async fn collect_once(config: &Config) -> Result<Vec<Arc<Vec<crate::metrics::Family>>>, String> {
+    let mut jobs = build(config)?;
+    let store = Arc::new(Store::new());
+    for pass in 0..2 {
+        if pass == 1 {
+            tokio::time::sleep(config.limits.discovery_budget.max(Duration::from_secs(1))).await;
+        }
+        let mut tasks = Vec::new();
+        for j in jobs.drain(..) {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let Scheduled { mut collector, interval, timeout } = j;
+                let start = tokio::time::Instant::now();
+                let outcome = match tokio::time::timeout(timeout, collector.collect()).await {
+                    Ok(r) => r,
+                    Err(_) => Err(CollectError::Timeout(timeout)),
+                };
+                if pass == 1 {
+                    if let Err(e) = &outcome {
+                        tracing::warn!(
+                            collector = collector.kind(),
+                            target = collector.target(),
+                            "collection failed: {e}"
+                        );
+                    }
+                    store.publish(
+                        collector.kind(),
+                        collector.target(),
+                        collector.has_endpoint(),
+                        outcome,
+                        start.elapsed(),
+                    );
+                }
+                Scheduled { collector, interval, timeout }
+            }));
+        }
+        for t in tasks {
+            if let Ok(j) = t.await {
+                jobs.push(j);
+            }
+        }
+    }
+    Ok(store.snapshot())
+}
