@@ -7,29 +7,11 @@ wrk), RSS after load, CPU time per scrape, and Redis commands / connections per 
 INFO stats deltas). Usage: bench/compare.py [--scrapes N] [--seconds S] [--markdown]
 Run via bench/run.sh, which installs the peers and builds redline first.
 """
-import argparse, http.client, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, http.client, os, re, shutil, signal, subprocess, tempfile, time
+
+from common import free_port, rss_mib, wait_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(port, path="/metrics", timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            c.request("GET", path)
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"port {port} did not serve {path}")
 
 
 def redis_stats(port):
@@ -43,14 +25,6 @@ def proc_cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def sequential(port, n):
@@ -110,7 +84,7 @@ def _measure(name, pid, port, redis_port, args):
     cpu1 = proc_cpu_seconds(pid)
     cmd1, conn1 = redis_stats(redis_port)
     c50, c99, creqs = wrk(port, args.seconds, 50)
-    rss = proc_rss_mib(pid)
+    rss = rss_mib(pid)
     # Each INFO stats call is itself one command and one connection.
     cmds = max(0, cmd1 - cmd0 - 1) / args.scrapes
     conns = max(0, conn1 - conn0 - 1) / args.scrapes

@@ -7,29 +7,11 @@ it. Per exporter, measured alone: scrape latency (p50/p99 over N sequential scra
 statements and new server sessions per scrape, and statements per second with nobody scraping.
 Usage: bench/postgres.py [--scrapes N]   (bench/run-postgres.sh installs and builds first)
 """
-import argparse, glob, http.client, os, shutil, signal, socket, subprocess, tempfile, time
+import argparse, glob, http.client, os, shutil, signal, subprocess, tempfile, time
+
+from common import free_port, rss_mib, wait_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_http(port, timeout=20):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/metrics")
-            if c.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"port {port} did not serve /metrics")
 
 
 class Pg:
@@ -64,14 +46,6 @@ class Pg:
     def sessions(self):
         # Every psql call here is itself one session; callers subtract theirs.
         return float(self.sql("SELECT sum(sessions) FROM pg_stat_database"))
-
-
-def rss_mib(pid):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(name, proc, port, pg, role, n):

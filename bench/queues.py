@@ -11,18 +11,14 @@ data. Then, one at a time:
   * BullMQ's Queue.exportPrometheusMetrics() for every queue, on one shared connection.
 Usage: bench/queues.py [--queues N]   (bench/run-queues.sh installs and builds first)
 """
-import argparse, http.client, json, os, re, shutil, signal, socket, subprocess, tempfile, time
+import argparse, http.client, json, os, shutil, signal, subprocess, tempfile, time
+
+from common import free_port
 
 import redis
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PRODUCERS = os.path.join(ROOT, "tests", "producers")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def cpu(r):

@@ -114,21 +114,22 @@ pub fn encode(parts: Vec<std::sync::Arc<Vec<Family>>>, format: Format) -> String
 }
 
 /// `name{} 1` -> `name 1`: prometheus-client writes empty braces for label-less samples.
-fn drop_empty_braces(text: &str) -> String {
-    if !text.contains("{} ") {
-        return text.to_string();
+fn push_sample_line(out: &mut String, line: &str) {
+    match line.split_once("{} ") {
+        Some((name, rest)) if !line.starts_with('#') => {
+            out.push_str(name);
+            out.push(' ');
+            out.push_str(rest);
+        }
+        _ => out.push_str(line),
     }
+    out.push('\n');
+}
+
+fn drop_empty_braces(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.lines() {
-        match line.split_once("{} ") {
-            Some((name, rest)) if !line.starts_with('#') => {
-                out.push_str(name);
-                out.push(' ');
-                out.push_str(rest);
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
+        push_sample_line(&mut out, line);
     }
     out
 }
@@ -161,15 +162,7 @@ pub fn openmetrics_to_text(om: &str) -> String {
             out.push_str(&format!("# TYPE {name} {ty}\n"));
             continue;
         }
-        match line.split_once("{} ") {
-            Some((name, rest)) if !line.starts_with('#') => {
-                out.push_str(name);
-                out.push(' ');
-                out.push_str(rest);
-            }
-            _ => out.push_str(line),
-        }
-        out.push('\n');
+        push_sample_line(&mut out, line);
     }
     out
 }

@@ -5,21 +5,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bull_js, bull_js_spawn, value, wait_for, Daemon, RedisServer};
-
-fn daemon(r: &RedisServer, queues: &str) -> Daemon {
-    Daemon::start(
-        &format!(
-            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
-            r.url()
-        ),
-        &[],
-    )
-}
-
-fn q(system: &str, queue: &str, rest: &str) -> String {
-    format!("{{target=\"t\",system=\"{system}\",queue=\"{queue}\"{rest}}}")
-}
+use common::{
+    bull_js, bull_js_spawn, qlabels as q, queue_daemon as daemon, value, wait_for, Daemon, RedisServer,
+};
 
 #[test]
 fn bullmq_states_age_counters_durations_and_workers() {

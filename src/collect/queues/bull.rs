@@ -3,24 +3,8 @@
 //! waiting-children set, and marks a paused queue with a `meta-paused` key.
 
 /// Bull's keys for a queue, in the order the shared script expects. Slots Bull lacks
-/// (prioritized, waiting-children) point at Bull's own keys but are skipped in Bull mode.
+/// (prioritized, waiting-children) are skipped by the script in Bull mode; slot 5 names Bull's
+/// own `priority` index.
 pub fn keys(prefix: &str, name: &str) -> Vec<String> {
-    [
-        "wait",
-        "active",
-        "paused",
-        "delayed",
-        "priority",
-        "waiting-children",
-        "completed",
-        "failed",
-        "meta",
-        "id",
-        "metrics:completed",
-        "metrics:failed",
-        "meta-paused",
-    ]
-    .iter()
-    .map(|k| format!("{prefix}:{name}:{k}"))
-    .collect()
+    super::bullmq::keys_with(prefix, name, "priority")
 }

@@ -8,28 +8,15 @@
   Returns { counts[8], paused, id, metrics_completed, metrics_failed, now_ms, oldest_ready_ms,
             completed_samples, failed_samples, errors, new_completed, new_failed,
             max_completed_score, max_failed_score }
-  Every key is type-checked first: a key of the wrong type is counted in `errors`, never fatal.
+  Finished samples: timestamp, processedOn, finishedOn, atm, attemptsMade, delay per job.
 ]]
-local rcall = redis.call
-local errors = 0
-local function kind(k)
-  local t = rcall("TYPE", k)
-  return t.ok or t
-end
-local function size(k, want, cmd)
-  local t = kind(k)
-  if t == "none" then return 0 end
-  if t ~= want then errors = errors + 1; return -1 end
-  return rcall(cmd, k)
-end
 local function num(v)
   local n = tonumber(v)
   if n == nil then return nil end
   return math.floor(n)
 end
 
-local t = rcall("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local bull = ARGV[5] == "bull"
 local counts = {
   size(KEYS[1], "list", "LLEN"), size(KEYS[2], "list", "LLEN"), size(KEYS[3], "list", "LLEN"),
@@ -87,34 +74,9 @@ if kind(KEYS[4]) == "zset" then
 end
 
 -- Jobs finished since the last look: exact counts, and timestamps of up to ARGV[4] of them.
-local function finished(key, last)
-  local ty = kind(key)
-  -- A missing set is an empty baseline (0): the first jobs to finish later count as new.
-  if ty == "none" then return {}, 0, math.max(last, 0) end
-  if ty ~= "zset" then return {}, 0, last end
-  local top = rcall("ZREVRANGE", key, 0, 0, "WITHSCORES")
-  -- An empty set is a baseline too (0), so its first finished jobs count as new.
-  local max = tonumber(top[2]) or math.max(last, 0)
-  if last < 0 then return {}, 0, max end
-  local n = rcall("ZCOUNT", key, "(" .. last, "+inf")
-  local ids = rcall("ZRANGEBYSCORE", key, "(" .. last, "+inf", "LIMIT", 0, tonumber(ARGV[4]))
-  local out = {}
-  for _, jid in ipairs(ids) do
-    local f = rcall("HMGET", ARGV[1] .. jid, "timestamp", "processedOn", "finishedOn", "atm", "attemptsMade", "delay")
-    local ts, p, fin = num(f[1]), num(f[2]), num(f[3])
-    if ts and p and fin then
-      out[#out + 1] = ts + (num(f[6]) or 0)
-      out[#out + 1] = p
-      out[#out + 1] = fin
-      out[#out + 1] = num(f[4]) or num(f[5]) or 1
-    elseif rcall("EXISTS", ARGV[1] .. jid) == 1 then
-      errors = errors + 1
-    end
-  end
-  return out, n, max
-end
-local csamples, cnew, cmax = finished(KEYS[7], tonumber(ARGV[2]))
-local fsamples, fnew, fmax = finished(KEYS[8], tonumber(ARGV[3]))
+local fields = {"timestamp", "processedOn", "finishedOn", "atm", "attemptsMade", "delay"}
+local csamples, cnew, cmax = finished(KEYS[7], tonumber(ARGV[2]), ARGV[1], tonumber(ARGV[4]), fields)
+local fsamples, fnew, fmax = finished(KEYS[8], tonumber(ARGV[3]), ARGV[1], tonumber(ARGV[4]), fields)
 
 return { counts, paused, id, mcompleted, mfailed, now, oldest, csamples, fsamples, errors,
          cnew, fnew, tostring(cmax), tostring(fmax) }

@@ -5,7 +5,7 @@ use base64::Engine;
 use redis::{RedisResult, Value};
 
 use super::script::lua_script;
-use super::{int, list, QueueError, QueueRef, QueueState, Reading};
+use super::{int, list, script_reply, QueueError, QueueRef, QueueState, Reading};
 
 lua_script!(SCRIPT, "bullmq.lua");
 
@@ -50,12 +50,17 @@ pub fn add_commands(
 
 /// BullMQ's keys for a queue, in the order the script expects.
 pub fn keys(prefix: &str, name: &str) -> Vec<String> {
+    keys_with(prefix, name, "prioritized")
+}
+
+/// The script's key list, with the layout's name for the priority key in slot 5.
+pub fn keys_with(prefix: &str, name: &str, priority_key: &str) -> Vec<String> {
     [
         "wait",
         "active",
         "paused",
         "delayed",
-        "prioritized",
+        priority_key,
         "waiting-children",
         "completed",
         "failed",
@@ -76,12 +81,7 @@ pub fn read(
     st: &mut QueueState,
     layout: Layout,
 ) -> Result<Reading, QueueError> {
-    let v = match replies.first() {
-        Some(Ok(v)) => v,
-        Some(Err(_)) => return Err(QueueError::ReadFailed),
-        None => return Err(QueueError::BadReply),
-    };
-    let a = list(Some(v)).ok_or(QueueError::BadReply)?;
+    let a = script_reply(replies)?;
     let counts = list(a.first()).ok_or(QueueError::BadReply)?;
     let c = |i: usize| int(counts.get(i));
     let mut r = Reading { tracks_finished: true, ..Reading::default() };
@@ -108,16 +108,17 @@ pub fn read(
         Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
         _ => 0.0,
     };
+    // Per finished job: timestamp, processedOn, finishedOn, atm, attemptsMade, delay.
     for samples in [list(a.get(7)), list(a.get(8))].into_iter().flatten() {
-        for s in samples.chunks_exact(4) {
-            let (Some(ready), Some(started), Some(done), Some(attempts)) =
-                (int(s.first()), int(s.get(1)), int(s.get(2)), int(s.get(3)))
-            else {
+        for s in samples.chunks_exact(6) {
+            let f = |i: usize| int(s.get(i));
+            let (Some(added), Some(started), Some(done)) = (f(0), f(1), f(2)) else {
                 bad += 1;
                 continue;
             };
+            let ready = added + f(5).unwrap_or(0.0);
             r.durations.push(((started - ready) / 1000.0, (done - started) / 1000.0));
-            r.retries_new += (attempts - 1.0).max(0.0);
+            r.retries_new += (f(3).or(f(4)).unwrap_or(1.0) - 1.0).max(0.0);
         }
     }
     bad += int(a.get(9)).unwrap_or(0.0) as u64;

@@ -7,8 +7,6 @@
   message is the tail of the first non-empty sub-queue. Messages carry no enqueue time; redline
   remembers when it first saw each delivery tag instead.
 ]]
-local rcall = redis.call
-local errors = 0
 local lens, heads = {}, {}
 local next_tag = ""
 local function tag(raw)
@@ -21,8 +19,7 @@ local function tag(raw)
   return ""
 end
 for i = 1, 4 do
-  local ty = rcall("TYPE", KEYS[i])
-  ty = ty.ok or ty
+  local ty = kind(KEYS[i])
   if ty == "list" then
     lens[i] = rcall("LLEN", KEYS[i])
     heads[i] = tag(rcall("LINDEX", KEYS[i], 0))

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use redis::{RedisResult, Value};
 
 use super::script::lua_script;
-use super::{int, list, text, QueueError, QueueRef, QueueState, Reading};
+use super::{int, list, script_reply, text, QueueError, QueueRef, QueueState, Reading};
 
 lua_script!(QUEUE, "celery.lua");
 lua_script!(UNACKED, "celery_unacked.lua");
@@ -83,11 +83,7 @@ pub fn read(
     unacked: Option<&Unacked>,
     now_ms: f64,
 ) -> Result<Reading, QueueError> {
-    let a = match replies.first() {
-        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply)?,
-        Some(Err(_)) => return Err(QueueError::ReadFailed),
-        None => return Err(QueueError::BadReply),
-    };
+    let a = script_reply(replies)?;
     let lens = list(a.first()).ok_or(QueueError::BadReply)?;
     let mut r = Reading::default();
     let mut waiting = 0.0;

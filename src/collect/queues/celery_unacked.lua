@@ -5,17 +5,12 @@
   ARGV: 1 most entries to decode (beyond it only the total is returned)
   Returns { total, oldest_delivery_seconds (string, "" if none), { routing_key, count, ... }, errors }
 ]]
-local rcall = redis.call
-local errors = 0
-local ty = rcall("TYPE", KEYS[1])
-ty = ty.ok or ty
+local ty = kind(KEYS[1])
 if ty == "none" then return { 0, "", {}, 0 } end
 if ty ~= "hash" then return { -1, "", {}, 1 } end
 local total = rcall("HLEN", KEYS[1])
 local oldest = ""
-local ity = rcall("TYPE", KEYS[2])
-ity = ity.ok or ity
-if ity == "zset" then
+if kind(KEYS[2]) == "zset" then
   oldest = rcall("ZRANGE", KEYS[2], 0, 0, "WITHSCORES")[2] or ""
 end
 local per = {}

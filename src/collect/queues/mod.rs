@@ -532,6 +532,15 @@ pub(crate) fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The array a queue's script call returned, or why there is none.
+pub(crate) fn script_reply(replies: &[RedisResult<Value>]) -> Result<&[Value], QueueError> {
+    match replies.first() {
+        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply),
+        Some(Err(_)) => Err(QueueError::ReadFailed),
+        None => Err(QueueError::BadReply),
+    }
+}
+
 /// Integer from a script reply element.
 pub(crate) fn int(v: Option<&Value>) -> Option<f64> {
     match v? {

@@ -7,20 +7,7 @@
             failed_samples, errors, new_finished, new_failed, max_finished, max_failed }
   Registry scores are expiry times (end + ttl), so they order jobs by finish time.
 ]]
-local rcall = redis.call
-local errors = 0
-local function kind(k)
-  local t = rcall("TYPE", k)
-  return t.ok or t
-end
-local function size(k, want, cmd)
-  local t = kind(k)
-  if t == "none" then return 0 end
-  if t ~= want then errors = errors + 1; return -1 end
-  return rcall(cmd, k)
-end
-local t = rcall("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local now = now_ms()
 local counts = {
   size(KEYS[1], "list", "LLEN"), size(KEYS[2], "zset", "ZCARD"), size(KEYS[3], "zset", "ZCARD"),
   size(KEYS[4], "zset", "ZCARD"), size(KEYS[5], "zset", "ZCARD"), size(KEYS[6], "zset", "ZCARD"),
@@ -48,27 +35,7 @@ if kind(KEYS[6]) == "zset" then
   sched = s[2] or ""
 end
 
-local function finished(key, last)
-  local ty = kind(key)
-  if ty == "none" then return {}, 0, math.max(last, 0) end
-  if ty ~= "zset" then return {}, 0, last end
-  local top = rcall("ZREVRANGE", key, 0, 0, "WITHSCORES")
-  local max = tonumber(top[2]) or math.max(last, 0)
-  if last < 0 then return {}, 0, max end
-  local n = rcall("ZCOUNT", key, "(" .. last, "+inf")
-  local ids = rcall("ZRANGEBYSCORE", key, "(" .. last, "+inf", "LIMIT", 0, tonumber(ARGV[4]))
-  local out = {}
-  for _, id in ipairs(ids) do
-    local jk = ARGV[1] .. id
-    if kind(jk) == "hash" then
-      local f = rcall("HMGET", jk, "enqueued_at", "started_at", "ended_at")
-      out[#out + 1] = f[1] or ""
-      out[#out + 1] = f[2] or ""
-      out[#out + 1] = f[3] or ""
-    end
-  end
-  return out, n, max
-end
-local fs, fnew, fmax = finished(KEYS[4], tonumber(ARGV[2]))
-local xs, xnew, xmax = finished(KEYS[3], tonumber(ARGV[3]))
+local fields = {"enqueued_at", "started_at", "ended_at"}
+local fs, fnew, fmax = finished(KEYS[4], tonumber(ARGV[2]), ARGV[1], tonumber(ARGV[4]), fields)
+local xs, xnew, xmax = finished(KEYS[3], tonumber(ARGV[3]), ARGV[1], tonumber(ARGV[4]), fields)
 return { counts, workers, now, head, sched, fs, xs, errors, fnew, xnew, tostring(fmax), tostring(xmax) }

@@ -4,7 +4,7 @@
 use redis::{RedisResult, Value};
 
 use super::script::lua_script;
-use super::{int, list, text, QueueError, QueueRef, QueueState, Reading};
+use super::{int, list, script_reply, text, QueueError, QueueRef, QueueState, Reading};
 
 lua_script!(SCRIPT, "rq.lua");
 
@@ -39,11 +39,7 @@ pub fn iso_ms(s: &str) -> Option<f64> {
 
 /// Parses the script's reply and advances the registry cursors.
 pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Reading, QueueError> {
-    let a = match replies.first() {
-        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply)?,
-        Some(Err(_)) => return Err(QueueError::ReadFailed),
-        None => return Err(QueueError::BadReply),
-    };
+    let a = script_reply(replies)?;
     let counts = list(a.first()).ok_or(QueueError::BadReply)?;
     let mut r = Reading { tracks_finished: true, ..Reading::default() };
     let mut bad = 0;

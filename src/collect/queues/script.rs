@@ -1,18 +1,22 @@
 //! A Lua script sent with EVALSHA inside the collector's pipeline. `SCRIPT LOAD` goes first
 //! in the same pipeline, so a restarted or failed-over server never costs a second round trip.
 
-use std::sync::LazyLock;
+use std::sync::OnceLock;
 
 /// A script and its SHA1.
 pub struct LuaScript {
     src: &'static str,
-    sha: LazyLock<String, fn() -> String>,
+    sha: OnceLock<String>,
 }
 
 impl LuaScript {
     /// Declares a script; the hash is computed on first use.
-    pub const fn new(src: &'static str, sha: fn() -> String) -> Self {
-        Self { src, sha: LazyLock::new(sha) }
+    pub const fn new(src: &'static str) -> Self {
+        Self { src, sha: OnceLock::new() }
+    }
+
+    fn sha(&self) -> &str {
+        self.sha.get_or_init(|| sha1_of(self.src))
     }
 
     /// Adds `SCRIPT LOAD` (one command).
@@ -22,7 +26,7 @@ impl LuaScript {
 
     /// Adds one `EVALSHA` with keys and arguments (one command).
     pub fn call<A: redis::ToRedisArgs>(&self, pipe: &mut redis::Pipeline, keys: &[String], args: &[A]) {
-        let cmd = pipe.cmd("EVALSHA").arg(self.sha.as_str()).arg(keys.len());
+        let cmd = pipe.cmd("EVALSHA").arg(self.sha()).arg(keys.len());
         for k in keys {
             cmd.arg(k);
         }
@@ -33,17 +37,19 @@ impl LuaScript {
 }
 
 /// SHA1 of a script's text, as Redis computes it.
-pub fn sha1_of(src: &str) -> String {
+fn sha1_of(src: &str) -> String {
     redis::Script::new(src).get_hash().to_string()
 }
 
-/// Declares a `static` [`LuaScript`] from a file next to the module.
+/// Declares a `static` [`LuaScript`] from a file next to the module, with `prelude.lua`
+/// (the helpers every script shares) in front of it.
 macro_rules! lua_script {
     ($name:ident, $file:literal) => {
         static $name: $crate::collect::queues::script::LuaScript =
-            $crate::collect::queues::script::LuaScript::new(include_str!($file), || {
-                $crate::collect::queues::script::sha1_of(include_str!($file))
-            });
+            $crate::collect::queues::script::LuaScript::new(concat!(
+                include_str!("prelude.lua"),
+                include_str!($file)
+            ));
     };
 }
 pub(crate) use lua_script;

@@ -6,12 +6,8 @@
   job Sidekiq's own Queue#latency reads). enqueued_at is float seconds (Sidekiq <= 7) or
   integer milliseconds (Sidekiq 8).
 ]]
-local rcall = redis.call
-local errors = 0
-local t = rcall("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ty = rcall("TYPE", KEYS[1])
-ty = ty.ok or ty
+local now = now_ms()
+local ty = kind(KEYS[1])
 if ty == "none" then return { 0, now, -1, 0 } end
 if ty ~= "list" then return { -1, now, -1, 1 } end
 local len = rcall("LLEN", KEYS[1])

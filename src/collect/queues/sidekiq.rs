@@ -5,7 +5,7 @@
 use redis::{RedisResult, Value};
 
 use super::script::lua_script;
-use super::{int, list, text, QueueError, QueueRef, Reading};
+use super::{int, list, script_reply, text, QueueError, QueueRef, Reading};
 
 lua_script!(QUEUE, "sidekiq.lua");
 lua_script!(GLOBAL, "sidekiq_global.lua");
@@ -88,11 +88,7 @@ pub fn read(
     q: &QueueRef,
     global: Option<&Global>,
 ) -> Result<Reading, QueueError> {
-    let a = match replies.first() {
-        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply)?,
-        Some(Err(_)) => return Err(QueueError::ReadFailed),
-        None => return Err(QueueError::BadReply),
-    };
+    let a = script_reply(replies)?;
     let mut r = Reading::default();
     match int(a.first()) {
         Some(len) if len >= 0.0 => r.states.push(("waiting", len)),

@@ -4,18 +4,6 @@
   ARGV: 1 namespace prefix ("" or "myapp:")
   Returns { scheduled, retry, dead, processed, failed, { busy_1, "q1,q2", busy_2, "q3", ... }, errors }
 ]]
-local rcall = redis.call
-local errors = 0
-local function kind(k)
-  local t = rcall("TYPE", k)
-  return t.ok or t
-end
-local function zsize(k)
-  local ty = kind(k)
-  if ty == "none" then return 0 end
-  if ty ~= "zset" then errors = errors + 1; return -1 end
-  return rcall("ZCARD", k)
-end
 local function counter(k)
   local ty = kind(k)
   if ty == "none" then return 0 end
@@ -40,4 +28,4 @@ if kind(KEYS[6]) == "set" then
     end
   end
 end
-return { zsize(KEYS[1]), zsize(KEYS[2]), zsize(KEYS[3]), counter(KEYS[4]), counter(KEYS[5]), procs, errors }
+return { size(KEYS[1], "zset", "ZCARD"), size(KEYS[2], "zset", "ZCARD"), size(KEYS[3], "zset", "ZCARD"), counter(KEYS[4]), counter(KEYS[5]), procs, errors }

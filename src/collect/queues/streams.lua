@@ -4,11 +4,8 @@
   Returns { length, now_ms, { name, consumers, pending, lag, next_undelivered_ms,
             oldest_pending_ms, ... }, errors }   (-1 where unknown)
 ]]
-local rcall = redis.call
-local t = rcall("TIME")
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ty = rcall("TYPE", KEYS[1])
-ty = ty.ok or ty
+local now = now_ms()
+local ty = kind(KEYS[1])
 if ty == "none" then return { 0, now, {}, 0 } end
 if ty ~= "stream" then return { -1, now, {}, 1 } end
 local function ms(id)

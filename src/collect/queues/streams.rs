@@ -5,7 +5,7 @@
 use redis::{RedisResult, Value};
 
 use super::script::lua_script;
-use super::{int, list, text, QueueError, QueueRef, Reading};
+use super::{int, list, script_reply, text, QueueError, QueueRef, Reading};
 use crate::metrics::label;
 use crate::names as n;
 
@@ -24,11 +24,7 @@ pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef) -> usize {
 
 /// Parses the reply: states sum over groups (waiting = largest lag, active = all pending).
 pub fn read(replies: &[RedisResult<Value>]) -> Result<Reading, QueueError> {
-    let a = match replies.first() {
-        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply)?,
-        Some(Err(_)) => return Err(QueueError::ReadFailed),
-        None => return Err(QueueError::BadReply),
-    };
+    let a = script_reply(replies)?;
     let mut r = Reading::default();
     let len = int(a.first()).ok_or(QueueError::BadReply)?;
     if len < 0.0 {
