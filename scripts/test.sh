@@ -13,6 +13,7 @@ python3 -c "import rq, celery, packaging" 2>/dev/null || python3 -m pip install 
 (cd tests/producers && { [ -d node_modules/bullmq ] && [ -d node_modules/bull ] || npm install --no-audit --no-fund; })
 start_redis
 start_postgres
+install_postgres_versions
 command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 cargo fmt --all -- --check

@@ -313,11 +313,15 @@ fn pg_bin() -> PathBuf {
 impl PgServer {
     /// initdb with scram-sha-256 on TCP (trust on the socket, for set-up) and extra `-c` settings.
     pub fn start(settings: &[&str]) -> Self {
+        Self::start_with(pg_bin(), settings)
+    }
+
+    /// As [`PgServer::start`], with the server binaries in `bin` (another major version).
+    pub fn start_with(bin: PathBuf, settings: &[&str]) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let ok =
             Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
         assert!(ok.success());
-        let bin = pg_bin();
         let data = dir.path().join("data");
         let out = Command::new("runuser")
             .args(["-u", "postgres", "--"])
@@ -340,7 +344,7 @@ impl PgServer {
         let ok =
             Command::new("chown").args(["-R", "postgres:postgres"]).arg(dir.path()).status().expect("chown");
         assert!(ok.success());
-        let bin = pg_bin();
+        let bin = primary.bin.clone();
         let out = Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(bin.join("pg_basebackup"))
