@@ -35,9 +35,9 @@ enum Command {
         /// Daemon configuration file (skipped if it does not exist and was not named).
         #[arg(short, long, env = "REDLINE_CONFIG")]
         config: Option<PathBuf>,
-        /// Thresholds file.
-        #[arg(short, long, default_value = "rules/thresholds.yaml")]
-        thresholds: PathBuf,
+        /// Thresholds file [default: the config's `thresholds.file`, else rules/thresholds.yaml].
+        #[arg(short, long)]
+        thresholds: Option<PathBuf>,
     },
     /// Write rules, rule tests and dashboards from the thresholds file.
     Generate {
@@ -153,7 +153,7 @@ fn main() -> ExitCode {
 
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Check { config, thresholds } => check(config.as_deref(), &thresholds),
+        Command::Check { config, thresholds } => check(config.as_deref(), thresholds.as_deref()),
         Command::Run { config, listen } => run(&config, listen),
         Command::Generate { thresholds, rules_dir, dashboards_dir, runbooks, kubernetes_dir, namespace } => {
             let t = Thresholds::load(&thresholds)?;
@@ -214,18 +214,27 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 /// Checks both files and reports the problems of each before failing.
-fn check(config: Option<&std::path::Path>, thresholds: &std::path::Path) -> anyhow::Result<()> {
+/// Without `--thresholds`, the file the config names is the one checked: the one the daemon loads.
+fn check(config: Option<&std::path::Path>, thresholds: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut failed = false;
+    let mut from_config = None;
     if let Some(path) = config {
         match Config::load(path) {
-            Ok(_) => println!("{}: OK", path.display()),
+            Ok(c) => {
+                println!("{}: OK", path.display());
+                from_config = c.thresholds.file;
+            }
             Err(e) => {
                 eprintln!("{e}");
                 failed = true;
             }
         }
     }
-    match Thresholds::load(thresholds) {
+    let thresholds = thresholds
+        .map(std::path::Path::to_path_buf)
+        .or(from_config)
+        .unwrap_or_else(|| PathBuf::from("rules/thresholds.yaml"));
+    match Thresholds::load(&thresholds) {
         Ok(_) => println!("{}: OK", thresholds.display()),
         Err(e) => {
             eprintln!("{e}");

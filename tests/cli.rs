@@ -4,7 +4,11 @@
 use std::process::Command;
 
 fn check(body: &str) -> (bool, String) {
-    let dir = tempfile::tempdir().expect("tempdir");
+    check_in(&tempfile::tempdir().expect("tempdir"), body)
+}
+
+/// `redline check --config DIR/bad.yaml`, the config holding `body`.
+fn check_in(dir: &tempfile::TempDir, body: &str) -> (bool, String) {
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, body).expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_redline"))
@@ -66,4 +70,21 @@ fn run_refuses_a_bad_config_without_echoing_the_password() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.yaml:2"), "{err}");
     assert!(!err.contains("TopSecret99"), "{err}");
+}
+
+#[test]
+fn check_reads_the_thresholds_file_the_config_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("mine.yaml"), "alerts:\n  redis_down:\n    critical: lots\n")
+        .expect("write");
+    let (ok, text) = check_in(&dir, "thresholds:\n  file: mine.yaml\n");
+    assert!(!ok, "{text}");
+    assert!(text.contains("mine.yaml:3:"), "{text}");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/rules/thresholds.yaml"),
+        dir.path().join("mine.yaml"),
+    )
+    .expect("copy");
+    let (ok, text) = check_in(&dir, "thresholds:\n  file: mine.yaml\n");
+    assert!(ok && text.contains("mine.yaml: OK"), "{text}");
 }
