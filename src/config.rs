@@ -112,6 +112,30 @@ pub struct RedisTarget {
     /// Job queues stored on this server.
     #[serde(default)]
     pub queues: Vec<QueueSource>,
+    /// Certificates for a `rediss://` URL; without it the system trust store verifies the server.
+    pub tls: Option<RedisTls>,
+}
+
+/// TLS files for a `rediss://` target (PEM; absolute paths, or relative to the working directory
+/// like `password_file`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisTls {
+    /// CA bundle that verifies the server, instead of the system trust store.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate, for servers that require one (`tls-auth-clients yes`).
+    pub cert_file: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub key_file: Option<PathBuf>,
+}
+
+/// TLS material read from a target's [`RedisTls`] files.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    /// PEM CA bundle.
+    pub ca: Option<Vec<u8>>,
+    /// PEM client certificate and its key (the key is never printed).
+    pub client: Option<(Vec<u8>, Secret)>,
 }
 
 /// One PostgreSQL server to watch.
@@ -407,6 +431,8 @@ pub struct ResolvedRedis {
     pub timeout: Duration,
     /// Job queues on this server.
     pub queues: Vec<QueueSource>,
+    /// Certificates for TLS, when the target names any.
+    pub tls: Option<TlsMaterial>,
 }
 
 /// A PostgreSQL target after validation, with its secret resolved.
@@ -500,6 +526,12 @@ impl Config {
             if let Err(e) = resolve_password(t) {
                 push(at, format!("redis[{i}]: {e}"));
             }
+            if t.tls.is_some() && !t.url.is_tls() {
+                push(at, format!("redis[{i}]: tls needs a rediss:// URL"));
+            }
+            if let Err(e) = t.tls.as_ref().map(read_tls).transpose() {
+                push(at, format!("redis[{i}]: {e}"));
+            }
             for (j, q) in t.queues.iter().enumerate() {
                 if q.names.iter().any(|n| n.is_empty()) {
                     push(at, format!("redis[{i}].queues[{j}]: queue names must not be empty"));
@@ -585,6 +617,7 @@ impl Config {
                     interval: t.interval.unwrap_or(self.collection.interval),
                     timeout: t.timeout.unwrap_or(self.collection.timeout),
                     queues: t.queues.clone(),
+                    tls: t.tls.as_ref().map(read_tls).transpose()?,
                 })
             })
             .collect()
@@ -628,6 +661,29 @@ impl Config {
 /// Finds a Redis target's password from whichever source it names; never echoes it.
 fn resolve_password(t: &RedisTarget) -> Result<Option<Secret>, String> {
     resolve_secret(t.url.password(), &t.password_env, &t.password_file)
+}
+
+/// Reads a target's TLS files; errors name the field and the file, never the contents.
+fn read_tls(t: &RedisTls) -> Result<TlsMaterial, String> {
+    let pem = |field: &str, path: &PathBuf| -> Result<Vec<u8>, String> {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("tls.{field}: cannot read {}: {e}", path.display()))?;
+        if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+            return Err(format!("tls.{field}: {} is not a PEM file", path.display()));
+        }
+        Ok(bytes)
+    };
+    let ca = t.ca_file.as_ref().map(|p| pem("ca_file", p)).transpose()?;
+    let client = match (&t.cert_file, &t.key_file) {
+        (Some(cert), Some(key)) => {
+            let key = String::from_utf8(pem("key_file", key)?)
+                .map_err(|_| format!("tls.key_file: {} is not a PEM file", key.display()))?;
+            Some((pem("cert_file", cert)?, Secret::new(key)))
+        }
+        (None, None) => None,
+        _ => return Err("tls: cert_file and key_file go together".into()),
+    };
+    Ok(TlsMaterial { ca, client })
 }
 
 /// A password from an env var, a file, or inline (in that order); errors never contain it.

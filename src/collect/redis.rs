@@ -98,8 +98,20 @@ impl RedisCollector {
             settings = settings.set_password(p.expose());
         }
         info = info.set_redis_settings(settings);
-        let client =
-            Client::open(info).map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
+        let client = match &target.tls {
+            None => Client::open(info),
+            Some(tls) => Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: tls.client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                        client_cert: cert.clone(),
+                        client_key: key.expose().as_bytes().to_vec(),
+                    }),
+                    root_cert: tls.ca.clone(),
+                },
+            ),
+        }
+        .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
         let timeout = target.timeout;
         let queues =
             (!target.queues.is_empty()).then(|| Queues::new(&target.name, target.queues.clone(), &limits));
