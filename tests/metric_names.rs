@@ -38,6 +38,7 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
     primary.cli(&["XGROUP", "CREATE", "events:orders", "billing", "$", "MKSTREAM"]);
     primary.cli(&["XADD", "events:orders", "*", "n", "1"]);
     bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"emails","count":2}}"#, primary.port));
+    bull_js("bullmq", "take", &format!(r#"{{"port":{},"queue":"emails"}}"#, primary.port));
     let pg = PgServer::start(&["shared_preload_libraries=pg_stat_statements"]);
     pg.psql("postgres", "CREATE EXTENSION pg_stat_statements");
     pg.psql("postgres", "SELECT pg_create_physical_replication_slot('spare')");

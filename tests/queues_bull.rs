@@ -152,3 +152,61 @@ fn garbage_keys_and_jobs_are_skipped_and_counted_while_other_queues_report() {
     r.cli(&["DEL", "bull:good:wait", "bull:good:meta", "bull:good:id", "bull:good:events"]);
     wait_for("deleted queue forgotten", Duration::from_secs(10), || !d.scrape().contains("queue=\"good\""));
 }
+
+/// A worker killed mid-job: its job stalls (lock expired) and the longest-running age grows;
+/// a new worker's stalled check takes it back and finishes it, and both gauges clear.
+#[test]
+fn killed_worker_stalls_its_job_until_another_worker_recovers_it() {
+    for lib in ["bullmq", "bull"] {
+        let r = RedisServer::start(&[]);
+        let p = r.port;
+        bull_js(lib, "add", &format!(r#"{{"port":{p},"queue":"slow","count":1}}"#));
+        let d = daemon(&r, &format!("      - system: {lib}\n        names: [slow]\n"));
+        let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", q(lib, "slow", rest)));
+        let mut busy = bull_js_spawn(
+            lib,
+            "work",
+            &format!(
+                r#"{{"port":{p},"queue":"slow","ms":60000,"seconds":60,"lockDuration":1500,"stalledInterval":500}}"#
+            ),
+        );
+        // A live worker renews its lock: running, not stalled. (Short stalled checks on both
+        // workers: BullMQ rate-limits the check queue-wide by the last worker's interval.)
+        wait_for(&format!("{lib}: job running for 2s"), Duration::from_secs(15), || {
+            m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
+        });
+        assert_eq!(m("redline_queue_jobs_stalled", ""), Some(0.0), "{lib}");
+        assert_eq!(m("redline_queue_jobs", ",state=\"active\""), Some(1.0), "{lib}");
+
+        let _ = busy.kill();
+        let _ = busy.wait();
+        wait_for(&format!("{lib}: job stalled"), Duration::from_secs(10), || {
+            m("redline_queue_jobs_stalled", "") == Some(1.0)
+        });
+
+        let mut rescuer = bull_js_spawn(
+            lib,
+            "work",
+            &format!(
+                r#"{{"port":{p},"queue":"slow","ms":10,"seconds":8,"lockDuration":1500,"stalledInterval":500}}"#
+            ),
+        );
+        wait_for(&format!("{lib}: recovered and finished"), Duration::from_secs(15), || {
+            let t = d.scrape();
+            eprintln!(
+                "DEBUG {}",
+                t.lines()
+                    .filter(|l| l.contains("queue=\"slow\"") && !l.contains("bucket"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            value(&t, &format!("redline_queue_jobs_stalled{}", q(lib, "slow", ""))) == Some(0.0)
+                && value(&t, &format!("redline_queue_jobs{}", q(lib, "slow", ",state=\"completed\"")))
+                    == Some(1.0)
+                && value(&t, &format!("redline_queue_oldest_active_age_seconds{}", q(lib, "slow", "")))
+                    .is_none()
+        });
+        let _ = rescuer.kill();
+        let _ = rescuer.wait();
+    }
+}

@@ -1,11 +1,17 @@
 // Creates real queue data with the real libraries for redline's tests and benchmarks.
 // usage: node bull.js <lib: bullmq|bullmq5|bull> <add|work|seed> [json options]
 //   add:  {port, queue, prefix, count, delay, priority}            -> adds jobs, prints "ok"
-//   work: {port, queue, prefix, ms, failEvery, seconds, attempts}  -> processes jobs for `seconds`
+//   work: {port, queue, prefix, ms, failEvery, seconds, attempts,
+//          lockDuration, stalledInterval}                       -> processes jobs for `seconds`
+//   take: {port, queue, prefix, lockDuration}                       -> leaves one job active
 //   seed: {port, queues, prefix, perState}                          -> many queues (benchmark)
 const [lib, action, raw] = process.argv.slice(2);
 const o = Object.assign({ port: 6379, queue: 'q', prefix: 'bull', count: 1, ms: 5, seconds: 3 }, JSON.parse(raw || '{}'));
 const connection = { host: '127.0.0.1', port: o.port, maxRetriesPerRequest: null };
+// Short locks and stalled checks let a test kill a worker and see its job stall and recover.
+const lockOpts = {};
+if (o.lockDuration) lockOpts.lockDuration = o.lockDuration;
+if (o.stalledInterval) lockOpts.stalledInterval = o.stalledInterval;
 
 async function bullmq(pkg) {
   const { Queue, Worker } = require(pkg);
@@ -23,8 +29,14 @@ async function bullmq(pkg) {
       n += 1;
       await new Promise(r => setTimeout(r, o.ms));
       if (o.failEvery && n % o.failEvery === 0) throw new Error('boom');
-    }, { connection, prefix: o.prefix, name: 'redline-test' });
+    }, { connection, prefix: o.prefix, name: 'redline-test', ...lockOpts });
     await new Promise(r => setTimeout(r, o.seconds * 1000));
+    await w.close();
+  } else if (action === 'take') {
+    // Moves one job to active by manual processing and leaves it there, as a worker that
+    // died mid-job would (its lock expires after lockDuration).
+    const w = new Worker(o.queue, null, { connection, prefix: o.prefix, ...lockOpts });
+    await w.getNextJob('redline-take');
     await w.close();
   } else if (action === 'seed-one') {
     // One queue with jobs in every state, finished by manual processing (no worker loop).
@@ -73,7 +85,7 @@ async function bullmq(pkg) {
 
 async function bull() {
   const Queue = require('bull');
-  const q = new Queue(o.queue, { redis: { host: '127.0.0.1', port: o.port }, prefix: o.prefix });
+  const q = new Queue(o.queue, { redis: { host: '127.0.0.1', port: o.port }, prefix: o.prefix, settings: lockOpts });
   if (action === 'add') {
     const opts = {};
     if (o.delay) opts.delay = o.delay;

@@ -4,10 +4,10 @@
         8 failed 9 meta 10 id 11 metrics:completed 12 metrics:failed 13 meta-paused (Bull)
   ARGV: 1 job key prefix ("bull:q:") 2 last completed score (-1: first look)
         3 last failed score 4 max finished samples 5 layout ("bullmq" or "bull": Bull keeps
-        prioritized jobs in wait and has no waiting-children)
+        prioritized jobs in wait and has no waiting-children) 6 max active jobs checked for a lock
   Returns { counts[8], paused, id, metrics_completed, metrics_failed, now_ms, oldest_ready_ms,
             completed_samples, failed_samples, errors, new_completed, new_failed,
-            max_completed_score, max_failed_score }
+            max_completed_score, max_failed_score, oldest_active_ms, stalled }
   Finished samples: timestamp, processedOn, finishedOn, atm, attemptsMade, delay per job.
 ]]
 local function num(v)
@@ -78,5 +78,20 @@ local fields = {"timestamp", "processedOn", "finishedOn", "atm", "attemptsMade",
 local csamples, cnew, cmax = finished(KEYS[7], tonumber(ARGV[2]), ARGV[1], tonumber(ARGV[4]), fields)
 local fsamples, fnew, fmax = finished(KEYS[8], tonumber(ARGV[3]), ARGV[1], tonumber(ARGV[4]), fields)
 
+-- Active jobs: when the longest-running one started, and how many have lost their lock (the
+-- worker holding them died or stalled; the library's stalled check will retry or fail them).
+-- Workers move jobs to the left of `active`, so the oldest are at the right end.
+local oldest_active, stalled = -1, 0
+if kind(KEYS[2]) == "list" then
+  local ids = rcall("LRANGE", KEYS[2], -tonumber(ARGV[6]), -1)
+  for _, jobId in ipairs(ids) do
+    if rcall("EXISTS", ARGV[1] .. jobId .. ":lock") == 0 then stalled = stalled + 1 end
+  end
+  if #ids > 0 then
+    local started = num(rcall("HGET", ARGV[1] .. ids[#ids], "processedOn"))
+    if started then oldest_active = started end
+  end
+end
+
 return { counts, paused, id, mcompleted, mfailed, now, oldest, csamples, fsamples, errors,
-         cnew, fnew, tostring(cmax), tostring(fmax) }
+         cnew, fnew, tostring(cmax), tostring(fmax), oldest_active, stalled }

@@ -6,8 +6,12 @@ use redis::{RedisResult, Value};
 
 use super::script::lua_script;
 use super::{int, list, script_reply, QueueError, QueueRef, QueueState, Reading};
+use crate::names as n;
 
 lua_script!(SCRIPT, "bullmq.lua");
+
+/// Active jobs checked for a lock per collection (the longest-running ones); bounds the script.
+const MAX_LOCK_CHECKS: usize = 1000;
 
 /// Which of the two layouts a queue uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +47,7 @@ pub fn add_commands(
         cursor(st.cursors[1]),
         max_samples.to_string(),
         layout.to_string(),
+        MAX_LOCK_CHECKS.to_string(),
     ];
     SCRIPT.call(pipe, &keys, &args);
     1
@@ -126,6 +131,10 @@ pub fn read(
     r.failed_new = int(a.get(11)).unwrap_or(0.0);
     st.cursors[0] = int(a.get(12)).or(st.cursors[0]);
     st.cursors[1] = int(a.get(13)).or(st.cursors[1]);
+    if let Some(started) = int(a.get(14)).filter(|ms| *ms >= 0.0) {
+        r.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now - started) / 1000.0).max(0.0)));
+    }
+    r.extra.push((&n::QUEUE_JOBS_STALLED, vec![], int(a.get(15)).unwrap_or(0.0)));
     r.bad_data = bad;
     Ok(r)
 }
