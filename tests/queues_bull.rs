@@ -163,15 +163,19 @@ fn killed_worker_stalls_its_job_until_another_worker_recovers_it() {
         bull_js(lib, "add", &format!(r#"{{"port":{p},"queue":"slow","count":1}}"#));
         let d = daemon(&r, &format!("      - system: {lib}\n        names: [slow]\n"));
         let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", q(lib, "slow", rest)));
-        let mut busy = bull_js_spawn(
-            lib,
-            "work",
-            &format!(
-                r#"{{"port":{p},"queue":"slow","ms":60000,"seconds":60,"lockDuration":1500,"stalledInterval":500}}"#
-            ),
-        );
-        // A live worker renews its lock: running, not stalled. (Short stalled checks on both
-        // workers: BullMQ rate-limits the check queue-wide by the last worker's interval.)
+        // Short locks and stalled checks on both workers (BullMQ rate-limits the check
+        // queue-wide by the last worker's interval).
+        let worker = |job_ms: u32, seconds: u32| {
+            bull_js_spawn(
+                lib,
+                "work",
+                &format!(
+                    r#"{{"port":{p},"queue":"slow","ms":{job_ms},"seconds":{seconds},"lockDuration":1500,"stalledInterval":500}}"#
+                ),
+            )
+        };
+        let mut busy = worker(60_000, 60);
+        // A live worker renews its lock: running, not stalled.
         wait_for(&format!("{lib}: job running for 2s"), Duration::from_secs(15), || {
             m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
         });
@@ -184,22 +188,9 @@ fn killed_worker_stalls_its_job_until_another_worker_recovers_it() {
             m("redline_queue_jobs_stalled", "") == Some(1.0)
         });
 
-        let mut rescuer = bull_js_spawn(
-            lib,
-            "work",
-            &format!(
-                r#"{{"port":{p},"queue":"slow","ms":10,"seconds":8,"lockDuration":1500,"stalledInterval":500}}"#
-            ),
-        );
+        let mut rescuer = worker(10, 8);
         wait_for(&format!("{lib}: recovered and finished"), Duration::from_secs(15), || {
             let t = d.scrape();
-            eprintln!(
-                "DEBUG {}",
-                t.lines()
-                    .filter(|l| l.contains("queue=\"slow\"") && !l.contains("bucket"))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            );
             value(&t, &format!("redline_queue_jobs_stalled{}", q(lib, "slow", ""))) == Some(0.0)
                 && value(&t, &format!("redline_queue_jobs{}", q(lib, "slow", ",state=\"completed\"")))
                     == Some(1.0)
