@@ -82,7 +82,7 @@ local fsamples, fnew, fmax = finished(KEYS[8], tonumber(ARGV[3]), ARGV[1], tonum
 -- worker holding them died or stalled; the library's stalled check will retry or fail them).
 -- Workers move jobs to the left of `active`, so the oldest are at the right end.
 local oldest_active, stalled = -1, 0
-if kind(KEYS[2]) == "list" then
+if counts[2] > 0 then  -- a list with jobs (size() already checked its type)
   local ids = rcall("LRANGE", KEYS[2], -tonumber(ARGV[6]), -1)
   for _, jobId in ipairs(ids) do
     if rcall("EXISTS", ARGV[1] .. jobId .. ":lock") == 0 then stalled = stalled + 1 end
