@@ -238,15 +238,15 @@ pub const QUEUE_OLDEST_READY_AGE: M = M::gauge(
     "redline_queue_oldest_ready_age_seconds",
     "Age of the oldest job that is ready to run but not started (0 when none).",
 );
-/// Longest-running active job (BullMQ, Bull).
+/// Longest-running active job (BullMQ, Bull, RQ).
 pub const QUEUE_OLDEST_ACTIVE_AGE: M = M::gauge(
     "redline_queue_oldest_active_age_seconds",
-    "Time since the longest-running active job started (BullMQ, Bull; absent when none is active).",
+    "Time since the longest-running active job started (BullMQ, Bull, RQ; absent when none is active).",
 );
-/// Active jobs without a lock (BullMQ, Bull).
+/// Active jobs whose worker stopped answering for them (BullMQ, Bull, RQ).
 pub const QUEUE_JOBS_STALLED: M = M::gauge(
     "redline_queue_jobs_stalled",
-    "Active jobs whose lock has expired: the worker holding them died or blocked its event loop (BullMQ, Bull).",
+    "Active jobs whose lock (BullMQ, Bull) or heartbeat (RQ) has expired: the worker holding them died or blocked.",
 );
 /// Paused flag.
 pub const QUEUE_PAUSED: M = M::gauge("redline_queue_paused", "1 if the queue is paused, else 0.");

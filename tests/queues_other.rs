@@ -148,3 +148,32 @@ fn stream_consumer_group_lag_pending_and_age() {
     let complaints = common::promtool_check_metrics(&d.scrape());
     assert!(complaints.trim().is_empty(), "{complaints}");
 }
+
+/// An RQ worker killed mid-job: the started job's age grows while it runs, and once its
+/// heartbeat expires (RQ's TTL is the job's remaining time + 60 s) it counts as abandoned.
+#[test]
+fn rq_started_job_age_and_abandoned_job() {
+    let r = RedisServer::start(&[]);
+    let port = r.port.to_string();
+    let opts = |o: &str| format!("{{\"port\":{port},{o}}}");
+    producer("python3", "py_queues.py", &["rq", "add", &opts("\"queue\":\"long\",\"slow\":6")]);
+    let d = queue_daemon(&r, "      - system: rq\n        names: [long]\n");
+    let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", q("rq", "long", rest)));
+    let mut worker = std::process::Command::new("python3")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers"))
+        .args(["py_queues.py", "rq", "work", &opts("\"queue\":\"long\",\"simple\":true")])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    wait_for("rq job running for 2s", Duration::from_secs(20), || {
+        m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
+    });
+    assert_eq!(m("redline_queue_jobs", ",state=\"active\""), Some(1.0));
+    assert_eq!(m("redline_queue_jobs_stalled", ""), Some(0.0));
+    let _ = worker.kill();
+    let _ = worker.wait();
+    wait_for("rq job abandoned", Duration::from_secs(90), || {
+        m("redline_queue_jobs_stalled", "") == Some(1.0)
+    });
+    assert!(m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 60.0);
+}

@@ -531,7 +531,7 @@ pub static ALERTS: &[AlertDef] = &[
         unit: Unit::Count,
         expr: |s| format!("{}{}", n::QUEUE_JOBS_STALLED.exposed(), sel(&[s])),
         summary: "{{ $labels.system }} queue {{ $labels.queue }} has stalled jobs",
-        description: "{value} active jobs in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} have lost their lock (threshold {threshold}): the worker holding them died, or a CPU-bound job blocked its event loop past lockDuration. A live worker's stalled check retries them (and fails them after maxStalledCount), so this lasting means no worker is checking.",
+        description: "{value} active jobs in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} have lost their lock or heartbeat (threshold {threshold}): the worker holding them died, or (BullMQ, Bull) a CPU-bound job blocked its event loop past lockDuration. A live worker's stalled check or registry cleanup retries or fails them, so this lasting means no live worker is checking.",
         default: d(Some(0.0), None, 120),
         panel: "Stalled jobs",
         fixture: |v| vec![gauge(n::QUEUE_JOBS_STALLED.exposed(), Q, v)],

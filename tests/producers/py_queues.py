@@ -1,8 +1,10 @@
 """Creates real queue data with the real Python libraries for redline's tests.
 
 usage: python3 py_queues.py <rq|celery> <add|work> '<json options>'
-  rq add:      {port, queue, count, scheduled_in}   enqueue jobs (optionally scheduled)
-  rq work:     {port, queue, fail}                  a burst worker runs every queued job, then exits
+  rq add:      {port, queue, count, scheduled_in,   enqueue jobs (optionally scheduled; `slow`:
+                fail, slow}                         each sleeps that many seconds)
+  rq work:     {port, queue, simple}                a burst worker runs every queued job, then exits
+                                                    (`simple`: SimpleWorker, jobs run in-process)
   celery add:  {port, queue, count, priority}       send tasks through the Redis broker
   celery work: {port, queue, seconds}               a real worker consumes for `seconds`
 """
@@ -22,12 +24,15 @@ def rq_main():
     if action == "add":
         for i in range(o["count"]):
             fn = "py_tasks.fail" if o.get("fail") else "py_tasks.work"
-            if o.get("scheduled_in"):
+            if o.get("slow"):
+                q.enqueue("py_tasks.slow", o["slow"], job_timeout=o["slow"] + 1)
+            elif o.get("scheduled_in"):
                 q.enqueue_in(datetime.timedelta(seconds=o["scheduled_in"]), fn, i)
             else:
                 q.enqueue(fn, i)
     elif action == "work":
-        Worker([q], connection=r).work(burst=True)
+        from rq import SimpleWorker
+        (SimpleWorker if o.get("simple") else Worker)([q], connection=r).work(burst=True)
 
 
 def celery_main():

@@ -7,6 +7,11 @@ def work(i):
     return i
 
 
+def slow(seconds):
+    time.sleep(seconds)
+    return seconds
+
+
 def fail(i):
     raise RuntimeError(f"job {i} fails on purpose")
 

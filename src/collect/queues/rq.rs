@@ -5,8 +5,12 @@ use redis::{RedisResult, Value};
 
 use super::script::lua_script;
 use super::{int, list, script_reply, text, QueueError, QueueRef, QueueState, Reading};
+use crate::names as n;
 
 lua_script!(SCRIPT, "rq.lua");
+
+/// Started jobs read for their start time per collection; bounds the script.
+const MAX_STARTED_READ: usize = 1000;
 
 /// Adds `SCRIPT LOAD` to the pipeline.
 pub fn load_script(pipe: &mut redis::Pipeline) {
@@ -26,7 +30,13 @@ pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &QueueState, m
     SCRIPT.call(
         pipe,
         &keys,
-        &[format!("{p}:job:"), cursor(st.cursors[0]), cursor(st.cursors[1]), max_samples.to_string()],
+        &[
+            format!("{p}:job:"),
+            cursor(st.cursors[0]),
+            cursor(st.cursors[1]),
+            max_samples.to_string(),
+            MAX_STARTED_READ.to_string(),
+        ],
     );
     1
 }
@@ -77,6 +87,10 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     r.failed_new = int(a.get(9)).unwrap_or(0.0);
     st.cursors[0] = int(a.get(10)).or(st.cursors[0]);
     st.cursors[1] = int(a.get(11)).or(st.cursors[1]);
+    if let Some(started) = text(a.get(12)).and_then(|s| iso_ms(&s)) {
+        r.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now - started) / 1000.0).max(0.0)));
+    }
+    r.extra.push((&n::QUEUE_JOBS_STALLED, vec![], int(a.get(13)).unwrap_or(0.0)));
     r.bad_data = bad;
     Ok(r)
 }
