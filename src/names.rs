@@ -238,10 +238,10 @@ pub const QUEUE_OLDEST_READY_AGE: M = M::gauge(
     "redline_queue_oldest_ready_age_seconds",
     "Age of the oldest job that is ready to run but not started (0 when none).",
 );
-/// Longest-running active job (BullMQ, Bull, RQ).
+/// Longest-running active job (BullMQ, Bull, RQ, Sidekiq).
 pub const QUEUE_OLDEST_ACTIVE_AGE: M = M::gauge(
     "redline_queue_oldest_active_age_seconds",
-    "Time since the longest-running active job started (BullMQ, Bull, RQ; absent when none is active).",
+    "Time since the longest-running active job started (BullMQ, Bull, RQ, Sidekiq; absent when none is active).",
 );
 /// Active jobs whose worker stopped answering for them (BullMQ, Bull, RQ).
 pub const QUEUE_JOBS_STALLED: M = M::gauge(

@@ -177,3 +177,34 @@ fn rq_started_job_age_and_abandoned_job() {
     });
     assert!(m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 60.0);
 }
+
+/// A real Sidekiq server running a long job: the process serves the queue and the job's age
+/// (from the process's work hash, refreshed by its heartbeat) grows.
+#[test]
+fn sidekiq_running_job_age_and_workers() {
+    let r = RedisServer::start(&[]);
+    let port = r.port.to_string();
+    producer("ruby", "sidekiq_push.rb", &[&port, "slow", "1", "-", "30"]);
+    let d = queue_daemon(&r, "      - system: sidekiq\n        names: [slow]\n");
+    let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", q("sidekiq", "slow", rest)));
+    wait_for("sidekiq job waiting, nobody serving", Duration::from_secs(10), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(1.0)
+            && m("redline_queue_workers", "") == Some(0.0)
+    });
+    assert_eq!(m("redline_queue_oldest_active_age_seconds", ""), None, "nothing runs yet");
+    let mut server = std::process::Command::new("sidekiq")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers"))
+        .args(["-r", "./sidekiq_jobs.rb", "-q", "slow", "-c", "1"])
+        .env("REDIS_URL", format!("redis://127.0.0.1:{port}/0"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sidekiq (Debian's ruby-sidekiq)");
+    wait_for("sidekiq process and its running job seen", Duration::from_secs(20), || {
+        m("redline_queue_workers", "") == Some(1.0)
+            && m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
+    });
+    assert_eq!(m("redline_queue_jobs", ",state=\"waiting\""), Some(0.0));
+    let _ = server.kill();
+    let _ = server.wait();
+}

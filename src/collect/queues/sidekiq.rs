@@ -2,10 +2,13 @@
 //! latency, and one `sidekiq_global.lua` call per namespace for the schedule/retry/dead sets,
 //! the processed/failed counters and the busy processes.
 
+use std::collections::HashMap;
+
 use redis::{RedisResult, Value};
 
 use super::script::lua_script;
 use super::{int, list, script_reply, text, QueueError, QueueRef, Reading};
+use crate::names as n;
 
 lua_script!(QUEUE, "sidekiq.lua");
 lua_script!(GLOBAL, "sidekiq_global.lua");
@@ -27,6 +30,8 @@ pub struct Global {
     pub processes: Vec<(f64, Vec<String>)>,
     /// Bad keys or entries.
     pub bad_data: u64,
+    /// Queue -> when its longest-running job started (Unix seconds), from the processes' work.
+    pub running_since: HashMap<String, f64>,
 }
 
 /// Adds the `SCRIPT LOAD`s.
@@ -65,7 +70,13 @@ pub fn read_global(reply: Option<&RedisResult<Value>>) -> Option<Global> {
         failed: int(a.get(4))?,
         processes: Vec::new(),
         bad_data: int(a.get(6)).unwrap_or(0.0) as u64,
+        running_since: HashMap::new(),
     };
+    for p in list(a.get(7)).unwrap_or(&[]).chunks_exact(2) {
+        if let (Some(queue), Some(at)) = (text(p.first()), text(p.get(1)).and_then(|s| s.parse().ok())) {
+            g.running_since.insert(queue, at);
+        }
+    }
     for p in list(a.get(5)).unwrap_or(&[]).chunks_exact(2) {
         let queues = text(p.get(1)).unwrap_or_default();
         g.processes.push((
@@ -101,5 +112,8 @@ pub fn read(
     };
     r.bad_data += int(a.get(3)).unwrap_or(0.0) as u64;
     r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
+    if let Some(at) = global.and_then(|g| g.running_since.get(&q.name)) {
+        r.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], (now / 1000.0 - at).max(0.0)));
+    }
     Ok(r)
 }

@@ -2,7 +2,10 @@
   redline: Sidekiq's server-wide sets, counters and processes, once per collection.
   KEYS: 1 <ns>schedule 2 <ns>retry 3 <ns>dead 4 <ns>stat:processed 5 <ns>stat:failed 6 <ns>processes
   ARGV: 1 namespace prefix ("" or "myapp:")
-  Returns { scheduled, retry, dead, processed, failed, { busy_1, "q1,q2", busy_2, "q3", ... }, errors }
+  Returns { scheduled, retry, dead, processed, failed, { busy_1, "q1,q2", busy_2, "q3", ... }, errors,
+            { queue, earliest run_at (s), ... } }
+  Running jobs come from each process's `<identity>:work` hash (Sidekiq 7+) or `:workers` (6),
+  refreshed by its heartbeat: tid -> {"queue", "payload", "run_at"}.
 ]]
 local function counter(k)
   local ty = kind(k)
@@ -11,6 +14,18 @@ local function counter(k)
   return tonumber(rcall("GET", k)) or -1
 end
 local procs = {}
+local started = {}
+local function running(key)
+  for _, v in ipairs(rcall("HVALS", key)) do
+    local ok, w = pcall(cjson.decode, v)
+    if ok and type(w) == "table" and type(w["queue"]) == "string" and tonumber(w["run_at"]) then
+      local at = tonumber(w["run_at"])
+      if started[w["queue"]] == nil or at < started[w["queue"]] then started[w["queue"]] = at end
+    else
+      errors = errors + 1
+    end
+  end
+end
 if kind(KEYS[6]) == "set" then
   for _, id in ipairs(rcall("SMEMBERS", KEYS[6])) do
     local key = ARGV[1] .. id
@@ -25,7 +40,16 @@ if kind(KEYS[6]) == "set" then
       end
       procs[#procs + 1] = tonumber(f[1]) or 0
       procs[#procs + 1] = queues
+      for _, suffix in ipairs({":work", ":workers"}) do
+        if kind(key .. suffix) == "hash" then running(key .. suffix) end
+      end
     end
   end
 end
-return { size(KEYS[1], "zset", "ZCARD"), size(KEYS[2], "zset", "ZCARD"), size(KEYS[3], "zset", "ZCARD"), counter(KEYS[4]), counter(KEYS[5]), procs, errors }
+local earliest = {}
+for q, at in pairs(started) do
+  earliest[#earliest + 1] = q
+  earliest[#earliest + 1] = tostring(at)
+end
+return { size(KEYS[1], "zset", "ZCARD"), size(KEYS[2], "zset", "ZCARD"), size(KEYS[3], "zset", "ZCARD"),
+         counter(KEYS[4]), counter(KEYS[5]), procs, errors, earliest }
