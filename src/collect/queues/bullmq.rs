@@ -6,7 +6,6 @@ use redis::{RedisResult, Value};
 
 use super::script::lua_script;
 use super::{int, list, script_reply, QueueError, QueueRef, QueueState, Reading};
-use crate::names as n;
 
 lua_script!(SCRIPT, "bullmq.lua");
 
@@ -132,9 +131,9 @@ pub fn read(
     st.cursors[0] = int(a.get(12)).or(st.cursors[0]);
     st.cursors[1] = int(a.get(13)).or(st.cursors[1]);
     if let Some(started) = int(a.get(14)).filter(|ms| *ms >= 0.0) {
-        r.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now - started) / 1000.0).max(0.0)));
+        r.running_since(now, started);
     }
-    r.extra.push((&n::QUEUE_JOBS_STALLED, vec![], int(a.get(15)).unwrap_or(0.0)));
+    r.stalled(int(a.get(15)).unwrap_or(0.0));
     r.bad_data = bad;
     Ok(r)
 }

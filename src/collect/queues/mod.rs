@@ -158,6 +158,16 @@ pub struct Reading {
 }
 
 impl Reading {
+    /// Records when the longest-running active job started (both times in ms since the epoch).
+    fn running_since(&mut self, now_ms: f64, started_ms: f64) {
+        self.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now_ms - started_ms) / 1000.0).max(0.0)));
+    }
+
+    /// Records how many active jobs their worker no longer holds (lock or heartbeat expired).
+    fn stalled(&mut self, jobs: f64) {
+        self.extra.push((&n::QUEUE_JOBS_STALLED, vec![], jobs));
+    }
+
     /// Whether the system's keys let redline count finished jobs and time them.
     fn counts_jobs(&self) -> bool {
         self.completed_total.is_some()

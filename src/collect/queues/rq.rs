@@ -5,7 +5,6 @@ use redis::{RedisResult, Value};
 
 use super::script::lua_script;
 use super::{int, list, script_reply, text, QueueError, QueueRef, QueueState, Reading};
-use crate::names as n;
 
 lua_script!(SCRIPT, "rq.lua");
 
@@ -88,9 +87,9 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     st.cursors[0] = int(a.get(10)).or(st.cursors[0]);
     st.cursors[1] = int(a.get(11)).or(st.cursors[1]);
     if let Some(started) = text(a.get(12)).and_then(|s| iso_ms(&s)) {
-        r.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now - started) / 1000.0).max(0.0)));
+        r.running_since(now, started);
     }
-    r.extra.push((&n::QUEUE_JOBS_STALLED, vec![], int(a.get(13)).unwrap_or(0.0)));
+    r.stalled(int(a.get(13)).unwrap_or(0.0));
     r.bad_data = bad;
     Ok(r)
 }

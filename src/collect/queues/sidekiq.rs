@@ -8,7 +8,6 @@ use redis::{RedisResult, Value};
 
 use super::script::lua_script;
 use super::{int, list, script_reply, text, QueueError, QueueRef, Reading};
-use crate::names as n;
 
 lua_script!(QUEUE, "sidekiq.lua");
 lua_script!(GLOBAL, "sidekiq_global.lua");
@@ -113,7 +112,7 @@ pub fn read(
     r.bad_data += int(a.get(3)).unwrap_or(0.0) as u64;
     r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
     if let Some(at) = global.and_then(|g| g.running_since.get(&q.name)) {
-        r.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], (now / 1000.0 - at).max(0.0)));
+        r.running_since(now, at * 1000.0);
     }
     Ok(r)
 }
