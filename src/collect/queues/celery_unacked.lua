@@ -24,9 +24,4 @@ if total <= tonumber(ARGV[1]) then
     end
   end
 end
-local flat = {}
-for k, n in pairs(per) do
-  flat[#flat + 1] = k
-  flat[#flat + 1] = n
-end
-return { total, oldest, flat, errors }
+return { total, oldest, flatten(per), errors }

@@ -15,6 +15,15 @@ local function size(k, want, cmd)
   if ty ~= want then errors = errors + 1; return -1 end
   return rcall(cmd, k)
 end
+-- A table as a flat reply { k1, v1, k2, v2, ... }, values through `conv` when given.
+local function flatten(t, conv)
+  local out = {}
+  for k, v in pairs(t) do
+    out[#out + 1] = k
+    out[#out + 1] = conv and conv(v) or v
+  end
+  return out
+end
 local function now_ms()
   local t = rcall("TIME")
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)

@@ -46,10 +46,5 @@ if kind(KEYS[6]) == "set" then
     end
   end
 end
-local earliest = {}
-for q, at in pairs(started) do
-  earliest[#earliest + 1] = q
-  earliest[#earliest + 1] = tostring(at)
-end
 return { size(KEYS[1], "zset", "ZCARD"), size(KEYS[2], "zset", "ZCARD"), size(KEYS[3], "zset", "ZCARD"),
-         counter(KEYS[4]), counter(KEYS[5]), procs, errors, earliest }
+         counter(KEYS[4]), counter(KEYS[5]), procs, errors, flatten(started, tostring) }
