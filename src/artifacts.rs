@@ -102,7 +102,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let t = Thresholds::defaults();
         let first = write_all(&t, &dir.path().join("rules"), &dir.path().join("grafana")).expect("write");
-        assert_eq!(first.len(), 2 + crate::generate::catalog::Area::ALL.len() + 1);
+        assert_eq!(first.len(), 2 + crate::catalog::Area::ALL.len() + 1);
         let again = write_all(&t, &dir.path().join("rules"), &dir.path().join("grafana")).expect("write");
         assert!(again.is_empty());
     }

@@ -4,6 +4,7 @@
 #![warn(missing_docs)]
 
 pub mod artifacts;
+pub mod catalog;
 pub mod collect;
 pub mod config;
 pub mod daemon;

@@ -189,7 +189,7 @@ impl Reloader {
         set.add(&n::RELOAD_FAILURES, vec![], self.failures as f64);
         for a in self.thresholds.alerts.iter().filter(|a| a.enabled) {
             let mut levels = vec![(String::new(), &a.levels)];
-            levels.extend(a.overrides.iter().map(|(m, l)| (crate::generate::rules::override_name(m), l)));
+            levels.extend(a.overrides.iter().map(|(m, l)| (crate::thresholds::override_name(m), l)));
             for (over, l) in levels {
                 for (sev, v) in [("warning", l.warning), ("critical", l.critical)] {
                     let Some(v) = v else { continue };

@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::generate::catalog::Op;
-use crate::generate::{human, rules::override_name};
+use crate::catalog::Op;
+use crate::generate::human;
+use crate::thresholds::override_name;
 use crate::thresholds::{Levels, Thresholds};
 
 /// Labels of one series (sorted).

@@ -1,5 +1,5 @@
 //! The thresholds file: the single source of truth for what pages on-call and what the graphs
-//! draw. Each alert in the catalogue (`generate::catalog`) gets warning/critical levels, a `for`
+//! draw. Each alert in the catalogue (`catalog`) gets warning/critical levels, a `for`
 //! duration and optional text here, plus per-target / per-queue overrides.
 
 use std::collections::BTreeMap;
@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::catalog::{self, AlertDef, Op};
 use crate::config::{item_line, line_of, yaml_problem, ConfigError, Problem};
-use crate::generate::catalog::{self, AlertDef, Op};
 
 /// Levels for one alert (file form).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -220,6 +220,12 @@ impl Thresholds {
     pub fn get(&self, key: &str) -> Option<&Alert> {
         self.alerts.iter().find(|a| a.def.key == key)
     }
+}
+
+/// Value of the `override` label that names an override by its match: `queue=payments,target=main`.
+/// Rules, rule tests, the live `redline_threshold` series and `redline diff` all use it.
+pub fn override_name(m: &BTreeMap<String, String>) -> String {
+    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 /// Problems with one set of levels.

@@ -4,8 +4,8 @@
 
 use serde_json::{json, Value};
 
-use super::catalog::{AlertDef, Area, Op, Scope, Unit};
 use super::{human, GENERATED};
+use crate::catalog::{AlertDef, Area, Op, Scope, Unit};
 use crate::names as n;
 use crate::thresholds::{Alert, Thresholds};
 

@@ -1,6 +1,5 @@
 //! Pure generators: thresholds in, text out. Nothing here reads files or the network.
 
-pub mod catalog;
 pub mod dashboards;
 pub mod rule_tests;
 pub mod rules;
@@ -8,7 +7,7 @@ pub mod runbooks;
 
 use std::time::Duration;
 
-use catalog::Unit;
+use crate::catalog::Unit;
 
 /// First line of every generated file.
 pub const GENERATED: &str =

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::catalog::{AlertDef, Op, Unit};
 use super::{prom_duration, GENERATED};
+use crate::catalog::{AlertDef, Op, Unit};
 use crate::thresholds::{Alert, Levels, Thresholds};
 
 #[derive(Serialize)]
@@ -267,7 +267,7 @@ fn case(
             ]);
             labels.insert("severity".into(), s.to_string());
             if !m.is_empty() {
-                labels.insert("override".into(), super::rules::override_name(m));
+                labels.insert("override".into(), crate::thresholds::override_name(m));
             }
             ExpAlert { exp_labels: labels, exp_annotations }
         })

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::catalog::{Area, Scope};
 use super::{human, number, prom_duration, GENERATED};
-use crate::thresholds::{Alert, Levels, Thresholds};
+use crate::catalog::{Area, Scope};
+use crate::thresholds::{override_name, Alert, Levels, Thresholds};
 
 /// One rule.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -43,11 +43,6 @@ struct RuleFile<'a> {
 /// Label matchers selecting the series an override owns.
 pub fn matchers(m: &BTreeMap<String, String>) -> String {
     m.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect::<Vec<_>>().join(",")
-}
-
-/// Value of the `override` label: `queue=payments,target=main`.
-pub fn override_name(m: &BTreeMap<String, String>) -> String {
-    m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 fn scope_labels(scope: Scope) -> String {

@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::collect::queues::QueueSource;
+pub mod queues;
+
+pub use queues::{QueueSource, System};
+
 use crate::secret::{PgDsn, RedisUrl, Secret};
 
 /// The whole daemon configuration.
