@@ -95,10 +95,43 @@ impl Drop for RedisServer {
     }
 }
 
+/// Runs a redis-cli command and returns its output; panics if redis-cli fails or Redis answers
+/// with an error (use [`redis_cli_reply`] when an error reply is what the test wants).
 pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let (ok, text) = redis_cli_reply(port, args);
+    assert!(ok, "redis-cli -p {port} {args:?} failed: {text}");
+    text
+}
+
+/// Runs a redis-cli command; returns (success, output). An error reply is not a success.
+pub fn redis_cli_reply(port: u16, args: &[&str]) -> (bool, String) {
     let out =
         Command::new("redis-cli").args(["-p", &port.to_string()]).args(args).output().expect("redis-cli");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    // redis-cli exits 0 on an error reply when not on a terminal; the reply text tells.
+    let first = text.split_whitespace().next().unwrap_or("");
+    let error_reply = first.chars().all(|c| c.is_ascii_uppercase()) && first.len() > 2 && {
+        [
+            "ERR",
+            "WRONGTYPE",
+            "NOSCRIPT",
+            "NOAUTH",
+            "NOPERM",
+            "WRONGPASS",
+            "BUSY",
+            "LOADING",
+            "READONLY",
+            "OOM",
+            "MOVED",
+            "CLUSTERDOWN",
+            "EXECABORT",
+            "NOGROUP",
+            "BUSYGROUP",
+        ]
+        .contains(&first)
+    };
+    (out.status.success() && !error_reply && !text.starts_with("Could not connect"), text)
 }
 
 /// GETs a URL path from the daemon, with a client-side timeout.
@@ -116,9 +149,35 @@ pub fn get(addr: &str, path: &str, accept: Option<&str>) -> Result<(u16, String)
     Ok((status, resp.text().map_err(|e| e.to_string())?))
 }
 
-/// Scrapes /metrics as Prometheus text.
+/// Scrapes /metrics as Prometheus text; panics unless the daemon answers 200 with a body, so an
+/// assertion can never pass against a dead daemon. Every scrape is also checked for duplicate
+/// series (two samples with one label set: Prometheus would keep only one).
 pub fn scrape(addr: &str) -> String {
-    get(addr, "/metrics", None).map(|(_, b)| b).unwrap_or_default()
+    match get(addr, "/metrics", None) {
+        Ok((200, body)) if !body.is_empty() => {
+            assert_no_duplicate_series(&body);
+            body
+        }
+        Ok((status, body)) => panic!("scrape of {addr} answered HTTP {status}: {body}"),
+        Err(e) => panic!("scrape of {addr} failed: {e}"),
+    }
+}
+
+/// Scrapes /metrics; `None` when the daemon does not answer (for tests that expect that).
+pub fn try_scrape(addr: &str) -> Option<String> {
+    match get(addr, "/metrics", None) {
+        Ok((200, body)) => Some(body),
+        _ => None,
+    }
+}
+
+/// Panics if two sample lines share a name and label set.
+pub fn assert_no_duplicate_series(text: &str) {
+    let mut seen = std::collections::HashSet::new();
+    for l in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        let series = l.rsplit_once(' ').map(|(s, _)| s).unwrap_or(l);
+        assert!(seen.insert(series), "duplicate series in /metrics: {series}");
+    }
 }
 
 /// The value of the first sample whose line starts with `prefix` (name plus labels).
@@ -418,10 +477,26 @@ impl Drop for PgServer {
 }
 
 /// Runs SQL against the machine's own PostgreSQL (127.0.0.1:5432, trust) as postgres.
+/// Panics when psql fails (ON_ERROR_STOP), so a broken set-up cannot pass silently.
 pub fn local_psql(db: &str, sql: &str) -> String {
     let out = Command::new("psql")
-        .args(["-h", "127.0.0.1", "-p", "5432", "-U", "postgres", "-d", db, "-tAX", "-c", sql])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            "5432",
+            "-U",
+            "postgres",
+            "-d",
+            db,
+            "-tAX",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ])
         .output()
         .expect("psql");
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
