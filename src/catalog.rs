@@ -43,7 +43,7 @@ impl Area {
 pub enum Scope {
     /// A Redis target: `target`.
     Target,
-    /// A queue: `target`, `system`, `queue`.
+    /// A queue: `target`, `system`, `prefix`, `queue`.
     Queue,
     /// The host redline runs on: `instance` (Prometheus' own label).
     Host,
@@ -56,7 +56,7 @@ impl Scope {
     pub fn override_labels(self) -> &'static [&'static str] {
         match self {
             Scope::Target => &["target"],
-            Scope::Queue => &["target", "system", "queue"],
+            Scope::Queue => &["target", "system", "prefix", "queue"],
             Scope::Host => &["instance"],
             Scope::Redline => &["collector", "target"],
         }
@@ -488,7 +488,7 @@ pub static ALERTS: &[AlertDef] = &[
         // Waiting jobs of queues whose system reports workers and has none.
         expr: |s| {
             format!(
-                "{}{} and on (target, system, queue) ({}{} == 0)",
+                "{}{} and on (target, system, prefix, queue) ({}{} == 0)",
                 n::QUEUE_JOBS.exposed(),
                 sel(&["state=\"waiting\"", s]),
                 n::QUEUE_WORKERS.exposed(),

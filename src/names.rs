@@ -230,7 +230,7 @@ pub const PROCESS_RSS: M =
 /// Own CPU.
 pub const PROCESS_CPU: M = M::counter("redline_process_cpu_seconds", "CPU time used by the redline process.");
 
-// --- job queues (labels: target, system, queue) ---
+// --- job queues (labels: target, system, prefix, queue) ---
 /// Jobs by state.
 pub const QUEUE_JOBS: M = M::gauge("redline_queue_jobs", "Jobs in the queue by state.");
 /// Oldest ready job.

@@ -6,7 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::{
-    bull_js, bull_js_spawn, qlabels as q, queue_daemon as daemon, value, wait_for, Daemon, RedisServer,
+    bull_js, bull_js_spawn, qlabels as q, qlabels_prefixed as qp, queue_daemon as daemon, value, wait_for,
+    Daemon, RedisServer,
 };
 
 #[test]
@@ -77,21 +78,28 @@ fn discovery_finds_bullmq5_bullmq6_and_bull_with_custom_and_hash_tag_prefixes() 
         &r,
         "      - system: bullmq\n      - system: bullmq\n        prefix: \"{jobs}\"\n      - system: bull\n",
     );
-    let m = |sys: &str, queue: &str, rest: &str| {
-        value(&d.scrape(), &format!("redline_queue_jobs{}", q(sys, queue, rest)))
+    let m = |sys: &str, prefix: &str, queue: &str, rest: &str| {
+        value(&d.scrape(), &format!("redline_queue_jobs{}", qp(sys, prefix, queue, rest)))
     };
     wait_for("all discovered", Duration::from_secs(15), || {
-        m("bullmq", "v6", ",state=\"waiting\"") == Some(2.0)
-            && m("bullmq", "v5", ",state=\"waiting\"") == Some(3.0)
-            && m("bullmq", "tagged", ",state=\"waiting\"") == Some(4.0)
-            && m("bull", "old", ",state=\"delayed\"") == Some(1.0)
+        m("bullmq", "bull", "v6", ",state=\"waiting\"") == Some(2.0)
+            && m("bullmq", "bull", "v5", ",state=\"waiting\"") == Some(3.0)
+            && m("bullmq", "{jobs}", "tagged", ",state=\"waiting\"") == Some(4.0)
+            && m("bull", "bull", "old", ",state=\"delayed\"") == Some(1.0)
     });
     let text = d.scrape();
     // Bull is not mistaken for BullMQ (and the reverse), and Bull has no prioritized state.
-    assert!(!text.contains("system=\"bullmq\",queue=\"old\""), "{text}");
-    assert!(!text.contains("system=\"bull\",queue=\"v6\""), "{text}");
+    assert!(!text.contains("system=\"bullmq\",prefix=\"bull\",queue=\"old\""), "{text}");
+    assert!(!text.contains("system=\"bull\",prefix=\"bull\",queue=\"v6\""), "{text}");
     assert!(!text.contains(&format!("redline_queue_jobs{}", q("bull", "old", ",state=\"prioritized\""))));
-    assert_eq!(value(&text, "redline_queue_discovered{target=\"t\",system=\"bull\"}"), Some(1.0));
+    assert_eq!(
+        value(&text, "redline_queue_discovered{target=\"t\",system=\"bull\",prefix=\"bull\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(&text, "redline_queue_discovered{target=\"t\",system=\"bullmq\",prefix=\"{jobs}\"}"),
+        Some(1.0)
+    );
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{producer, qlabels as q, queue_daemon, value, wait_for, RedisServer};
+use common::{producer, qlabels as q, qlabels_prefixed as qp, queue_daemon, value, wait_for, RedisServer};
 
 #[test]
 fn rq_queue_registries_age_and_counters() {
@@ -116,7 +116,9 @@ fn stream_consumer_group_lag_pending_and_age() {
     // One consumer takes two entries and does not acknowledge them.
     r.cli(&["XREADGROUP", "GROUP", "billing", "c1", "COUNT", "2", "STREAMS", "events:orders", ">"]);
     let d = queue_daemon(&r, "      - system: stream\n        prefix: \"events:\"\n");
-    let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", q("stream", "orders", rest)));
+    let m = |name: &str, rest: &str| {
+        value(&d.scrape(), &format!("{name}{}", qp("stream", "events:", "orders", rest)))
+    };
     wait_for("stream discovered", Duration::from_secs(10), || {
         m("redline_queue_stream_group_lag", ",group=\"billing\"") == Some(3.0)
     });

@@ -105,7 +105,7 @@ fn filter(area: Area) -> &'static str {
 fn legend(scope: Scope) -> &'static str {
     match scope {
         Scope::Target => "{{target}}",
-        Scope::Queue => "{{target}} {{system}}/{{queue}}",
+        Scope::Queue => "{{target}} {{system}} {{prefix}}/{{queue}}",
         Scope::Host => "{{instance}}",
         Scope::Redline => "{{collector}} {{target}}",
     }
@@ -259,25 +259,25 @@ fn context_panels(area: Area) -> Vec<(&'static str, String, &'static str, Unit)>
             (
                 "Completed per second",
                 format!("rate({}{{{f}}}[5m])", n::QUEUE_JOBS_COMPLETED.exposed()),
-                "{{system}}/{{queue}}",
+                "{{system}} {{prefix}}/{{queue}}",
                 Unit::PerSecond,
             ),
             (
                 "Wait time p95",
                 format!(
-                    "histogram_quantile(0.95, sum by (system, queue, le) (rate({}_bucket{{{f}}}[5m])))",
+                    "histogram_quantile(0.95, sum by (system, prefix, queue, le) (rate({}_bucket{{{f}}}[5m])))",
                     n::QUEUE_WAIT_DURATION.exposed()
                 ),
-                "{{system}}/{{queue}}",
+                "{{system}} {{prefix}}/{{queue}}",
                 Unit::Seconds,
             ),
             (
                 "Processing time p95",
                 format!(
-                    "histogram_quantile(0.95, sum by (system, queue, le) (rate({}_bucket{{{f}}}[5m])))",
+                    "histogram_quantile(0.95, sum by (system, prefix, queue, le) (rate({}_bucket{{{f}}}[5m])))",
                     n::QUEUE_PROCESSING_DURATION.exposed()
                 ),
-                "{{system}}/{{queue}}",
+                "{{system}} {{prefix}}/{{queue}}",
                 Unit::Seconds,
             ),
         ],

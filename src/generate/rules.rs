@@ -184,7 +184,7 @@ mod tests {
         assert_eq!(rules.len(), 4);
         assert_eq!(
             rules[0].expr,
-            "(redline_queue_oldest_ready_age_seconds) > 300 unless on (target, system, queue) (redline_queue_oldest_ready_age_seconds{queue=\"payments\"})"
+            "(redline_queue_oldest_ready_age_seconds) > 300 unless on (target, system, prefix, queue) (redline_queue_oldest_ready_age_seconds{queue=\"payments\"})"
         );
         assert_eq!(rules[2].expr, "(redline_queue_oldest_ready_age_seconds{queue=\"payments\"}) > 30");
         assert_eq!(rules[2].for_.as_deref(), Some("1m"));

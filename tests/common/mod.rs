@@ -345,9 +345,21 @@ pub fn queue_daemon(r: &RedisServer, queues: &str) -> Daemon {
     )
 }
 
-/// `{target="t",system="…",queue="…"…}` label text for assertions.
+/// `{target="t",system="…",prefix="…",queue="…"…}` label text for assertions, with the system's
+/// default prefix (`bull` for BullMQ/Bull, `rq` for RQ, none for the others).
 pub fn qlabels(system: &str, queue: &str, rest: &str) -> String {
-    format!("{{target=\"t\",system=\"{system}\",queue=\"{queue}\"{rest}}}")
+    let prefix = match system {
+        "bullmq" | "bull" => "bull",
+        "rq" => "rq",
+        _ => "",
+    };
+    qlabels_prefixed(system, prefix, queue, rest)
+}
+
+/// Like [`qlabels`] with an explicit key prefix ("" for none).
+pub fn qlabels_prefixed(system: &str, prefix: &str, queue: &str, rest: &str) -> String {
+    let p = if prefix.is_empty() { String::new() } else { format!(",prefix=\"{prefix}\"") };
+    format!("{{target=\"t\",system=\"{system}\"{p},queue=\"{queue}\"{rest}}}")
 }
 
 /// A PostgreSQL instance of our own (initdb + pg_ctl as user postgres), stopped on drop.

@@ -7,6 +7,7 @@ pub mod bullmq;
 pub mod celery;
 pub mod discovery;
 mod histogram;
+pub mod reply;
 pub mod rq;
 mod script;
 pub mod sidekiq;
@@ -373,13 +374,7 @@ impl Queues {
     }
 
     fn emit(&mut self, q: &QueueRef, r: Reading, out: &mut FamilySet) {
-        let base = || -> Vec<Label> {
-            vec![
-                label("target", self.target.clone()),
-                label("system", q.system.as_str()),
-                label("queue", q.name.clone()),
-            ]
-        };
+        let base = || queue_labels(&self.target, q);
         for (state, v) in &r.states {
             let mut l = base();
             l.push(label("state", *state));
@@ -431,7 +426,11 @@ impl Queues {
         for s in self.sources.iter().filter(|s| s.discovers()) {
             let count =
                 found.queues.iter().filter(|q| q.system == s.system && q.prefix == s.prefix()).count();
-            out.add(&n::QUEUE_DISCOVERED, vec![t(), label("system", s.system.as_str())], count as f64);
+            let mut l = vec![t(), label("system", s.system.as_str())];
+            if !s.prefix().is_empty() {
+                l.push(label("prefix", s.prefix().to_string()));
+            }
+            out.add(&n::QUEUE_DISCOVERED, l, count as f64);
         }
         if let Some(d) = found.last_pass {
             out.add(&n::QUEUE_DISCOVERY_DURATION, vec![t()], d.as_secs_f64());
@@ -446,6 +445,18 @@ impl Queues {
             );
         }
     }
+}
+
+/// The labels that identify one queue: `target`, `system`, `prefix` (left out when the system
+/// has none, e.g. Sidekiq without a namespace) and `queue`. The prefix is part of a queue's
+/// identity: `myapp:same` and `{pay}:same` are two queues and must be two series.
+pub fn queue_labels(target: &str, q: &QueueRef) -> Vec<Label> {
+    let mut l = vec![label("target", target.to_string()), label("system", q.system.as_str())];
+    if !q.prefix.is_empty() {
+        l.push(label("prefix", q.prefix.clone()));
+    }
+    l.push(label("queue", q.name.clone()));
+    l
 }
 
 /// Client names from a CLIENT LIST reply.
