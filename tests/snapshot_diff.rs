@@ -79,7 +79,7 @@ fn snapshot_load_snapshot_diff() {
     assert!(ok, "{err}");
     assert!(report.starts_with("# redline diff"), "{report}");
     assert!(
-        report.contains("| `redline_queue_jobs{queue=\"reports\",state=\"waiting\",system=\"bullmq\",target=\"bench\"}` | 2 | 32 | +30 (+1500.0%) |"),
+        report.contains("| `redline_queue_jobs{prefix=\"bull\",queue=\"reports\",state=\"waiting\",system=\"bullmq\",target=\"bench\"}` | 2 | 32 | +30 (+1500.0%) |"),
         "{report}"
     );
     // Series that appear only after the load are marked new.
@@ -95,7 +95,7 @@ fn snapshot_load_snapshot_diff() {
         .expect("commands processed row");
     let cols: Vec<&str> = cmd_line.split('|').map(str::trim).collect();
     assert!(cols[4].starts_with('+') && cols[5].parse::<f64>().expect("rate") > 0.0, "{cmd_line}");
-    assert!(report.contains("| QueueJobsWaitingTooLong | warning | `{queue=\"reports\",system=\"bullmq\",target=\"bench\"}` |"), "{report}");
+    assert!(report.contains("| QueueJobsWaitingTooLong | warning | `{prefix=\"bull\",queue=\"reports\",system=\"bullmq\",target=\"bench\"}` |"), "{report}");
 
     // Not a snapshot: a clear error naming the file.
     std::fs::write(d.join("junk.prom"), "hello\n").expect("write");
