@@ -520,7 +520,7 @@ mod tests {
         let steps = &v["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["steps"];
         assert_eq!(steps[1]["value"], json!(42.0));
         assert_eq!(steps[2]["value"], json!(99.0));
-        assert_eq!(v["panels"][0]["targets"][0]["expr"], json!("redline_queue_oldest_ready_age_seconds{target=~\"$target\",system=~\"$system\",queue=~\"$queue\"}"));
+        assert_eq!(v["panels"][0]["targets"][0]["expr"], json!("time() - redline_queue_oldest_ready_timestamp_seconds{target=~\"$target\",system=~\"$system\",queue=~\"$queue\"}"));
     }
 
     #[test]

@@ -233,7 +233,8 @@ fn case(
 ) -> Case {
     let def = a.def;
     // Long enough for rate windows (10m) and the `for` duration, with data to spare.
-    let eval = levels.for_ + Duration::from_secs(15 * 60);
+    // Whole minutes, on a sample: timestamp fixtures (`time() - ts`) are exact only there.
+    let eval = Duration::from_secs((levels.for_.as_secs() + 15 * 60).div_ceil(60) * 60);
     let samples = eval.as_secs() / 60 + 5;
     let input_series = (def.fixture)(value)
         .into_iter()

@@ -184,9 +184,12 @@ mod tests {
         assert_eq!(rules.len(), 4);
         assert_eq!(
             rules[0].expr,
-            "(redline_queue_oldest_ready_age_seconds) > 300 unless on (target, system, prefix, queue) (redline_queue_oldest_ready_age_seconds{queue=\"payments\"})"
+            "(time() - redline_queue_oldest_ready_timestamp_seconds) > 300 unless on (target, system, prefix, queue) (time() - redline_queue_oldest_ready_timestamp_seconds{queue=\"payments\"})"
         );
-        assert_eq!(rules[2].expr, "(redline_queue_oldest_ready_age_seconds{queue=\"payments\"}) > 30");
+        assert_eq!(
+            rules[2].expr,
+            "(time() - redline_queue_oldest_ready_timestamp_seconds{queue=\"payments\"}) > 30"
+        );
         assert_eq!(rules[2].for_.as_deref(), Some("1m"));
         assert_eq!(rules[3].labels.get("severity").map(String::as_str), Some("critical"));
     }

@@ -63,6 +63,8 @@ pub struct Reading {
     pub states: Vec<(&'static str, f64)>,
     /// Age of the oldest job ready to run, seconds (0 when none).
     pub oldest_ready_age: f64,
+    /// When the oldest job ready to run became ready, ms since the epoch (`None` when none).
+    pub oldest_ready_ms: Option<f64>,
     /// Paused flag.
     pub paused: Option<bool>,
     /// Lifetime counters that the keys hold (e.g. BullMQ's id counter).
@@ -93,6 +95,7 @@ impl Reading {
     /// Records when the longest-running active job started (both times in ms since the epoch).
     fn running_since(&mut self, now_ms: f64, started_ms: f64) {
         self.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now_ms - started_ms) / 1000.0).max(0.0)));
+        self.extra.push((&n::QUEUE_OLDEST_ACTIVE_TIMESTAMP, vec![], started_ms / 1000.0));
     }
 
     /// Records how many active jobs their worker no longer holds (lock or heartbeat expired).
@@ -381,6 +384,9 @@ impl Queues {
             out.add(&n::QUEUE_JOBS, l, *v);
         }
         out.add(&n::QUEUE_OLDEST_READY_AGE, base(), r.oldest_ready_age);
+        if let Some(ms) = r.oldest_ready_ms {
+            out.add(&n::QUEUE_OLDEST_READY_TIMESTAMP, base(), ms / 1000.0);
+        }
         if let Some(p) = r.paused {
             out.add(&n::QUEUE_PAUSED, base(), if p { 1.0 } else { 0.0 });
         }
