@@ -306,14 +306,30 @@ pub fn resolve(
     out
 }
 
-/// Problems only the daemon config can reveal: an SLO whose queue no configured source can
-/// yield, one that picks several configured queues, and buckets the collector cannot add.
-pub fn check_against_config(slos: &[Slo], config: &Config) -> Vec<String> {
-    let mut out = Vec::new();
+/// What checking SLOs against a daemon config found.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct ConfigFindings {
+    /// Faults: `redline check` fails on them.
+    pub problems: Vec<String>,
+    /// Worth saying, not wrong (e.g. this config collects no queue the SLO could name:
+    /// the rules may be meant for another redline).
+    pub notes: Vec<String>,
+}
+
+/// What only the daemon config can reveal: an SLO whose queue the config's explicit queue
+/// lists leave out (knowable only when no source discovers), one that picks several configured
+/// queues or a system without job times, and durations the collector is told not to read.
+pub fn check_against_config(slos: &[Slo], config: &Config) -> ConfigFindings {
+    let mut out = ConfigFindings::default();
     for s in slos {
         let m = &s.matcher;
-        let mut explicit = Vec::new();
-        let mut discoverable = false;
+        if config.limits.max_finished_samples == 0 && !matches!(s.sli, Sli::Success) {
+            out.problems.push(format!(
+                "SLO {}: limits.max_finished_samples is 0, so no job durations are read and its histogram stays empty",
+                s.name
+            ));
+        }
+        let (mut explicit, mut candidates, mut discoverable) = (Vec::new(), 0, false);
         for t in &config.redis {
             let target = t.name.clone().unwrap_or_else(|| t.url.host_port());
             for src in &t.queues {
@@ -324,33 +340,43 @@ pub fn check_against_config(slos: &[Slo], config: &Config) -> Vec<String> {
                 {
                     continue;
                 }
+                let may_hold = src.names.contains(&m.queue) || src.discovers();
+                if !SLO_SYSTEMS.contains(&sys) {
+                    if may_hold {
+                        out.problems.push(format!(
+                            "SLO {}: it can pick {} queue {} on {target}, whose keys give no per-job times; add `system:` (bullmq, bull or rq)",
+                            s.name,
+                            sys.as_str(),
+                            m.queue
+                        ));
+                    }
+                    continue;
+                }
+                candidates += 1;
                 if src.names.contains(&m.queue) {
                     explicit.push(format!("{target}/{}/{prefix}/{}", sys.as_str(), m.queue));
-                } else if src.discovers() {
-                    discoverable = true;
                 }
-                if !SLO_SYSTEMS.contains(&sys) && (src.names.contains(&m.queue) || src.discovers()) {
-                    out.push(format!(
-                        "SLO {}: it can pick {} queue {} on {target}, whose keys give no per-job times; add `system:` (bullmq, bull or rq)",
-                        s.name,
-                        sys.as_str(),
-                        m.queue
-                    ));
-                }
+                discoverable |= src.discovers();
             }
         }
         explicit.sort();
         explicit.dedup();
-        if explicit.is_empty() && !discoverable {
-            out.push(format!(
-                "SLO {}: no Redis target in the config lists or discovers queue {} ({}); the SLO would have no data",
+        if candidates == 0 {
+            out.notes.push(format!(
+                "SLO {}: this config collects no bullmq, bull or rq queue it could name ({}); its rules get no data from this redline",
+                s.name,
+                m.promql()
+            ));
+        } else if explicit.is_empty() && !discoverable {
+            out.problems.push(format!(
+                "SLO {}: queue {} is in none of the configured queue lists ({}), and nothing is discovered there",
                 s.name,
                 m.queue,
                 m.promql()
             ));
         }
         if explicit.len() > 1 {
-            out.push(format!(
+            out.problems.push(format!(
                 "SLO {}: picks {} configured queues ({}); add target, system or prefix so it names one queue",
                 s.name,
                 explicit.len(),
@@ -485,6 +511,30 @@ mod tests {
         assert_eq!(other_prefix.wait, Vec::<f64>::new());
         assert!(other_prefix.named, "b and c name every queue q");
         assert!(!plan.for_queue("main", System::Bullmq, "bull", "r").named);
+    }
+
+    #[test]
+    fn config_reveals_missing_ambiguous_and_unusable_queues() {
+        let config = Config::parse(
+            "host:\n  enabled: false\nredis:\n  - name: a\n    url: redis://127.0.0.1:1\n    queues:\n      - system: bullmq\n        names: [payments, emails]\n      - system: sidekiq\n  - name: b\n    url: redis://127.0.0.1:2\n    queues:\n      - system: bull\n        names: [payments]\n",
+            "c.yaml",
+        )
+        .expect("config");
+        let (s, p) = parse("slos:\n  - name: both\n    queue: payments\n    objective: 0.99\n    wait_under: 1s\n  - name: one\n    queue: payments\n    target: a\n    system: bullmq\n    objective: 0.99\n    wait_under: 1s\n  - name: typo\n    queue: paymnets\n    system: bullmq\n    objective: 0.99\n    success: true\n  - name: elsewhere\n    queue: x\n    system: rq\n    objective: 0.99\n    success: true\n");
+        assert!(p.is_empty(), "{p:?}");
+        let f = check_against_config(&s, &config);
+        let all = format!("{f:?}");
+        assert!(f.problems.iter().any(|m| m.starts_with("SLO both: it can pick sidekiq")), "{all}");
+        assert!(
+            f.problems.iter().any(|m| m.starts_with(
+                "SLO both: picks 2 configured queues (a/bullmq/bull/payments, b/bull/bull/payments)"
+            )),
+            "{all}"
+        );
+        assert!(f.problems.iter().any(|m| m.starts_with("SLO typo: queue paymnets is in none")), "{all}");
+        assert!(!all.contains("SLO one:"), "{all}");
+        assert_eq!(f.notes.len(), 1, "{all}");
+        assert!(f.notes[0].starts_with("SLO elsewhere: this config collects no"), "{all}");
     }
 
     #[test]

@@ -133,6 +133,8 @@ pub struct Queues {
     max_queues: usize,
     max_samples: usize,
     histograms: bool,
+    /// Buckets the SLOs need (updated by hot reload).
+    slo_buckets: crate::slo::SharedBuckets,
     /// Filled by the discovery task.
     pub discovered: Arc<RwLock<discovery::Found>>,
     state: HashMap<QueueRef, QueueState>,
@@ -172,6 +174,7 @@ impl Queues {
             max_queues: limits.max_queues,
             max_samples: limits.max_finished_samples,
             histograms: limits.queue_histograms,
+            slo_buckets: limits.slo_buckets.clone(),
             discovered: Arc::new(RwLock::new(discovery::Found::default())),
             state: HashMap::new(),
             errors: HashMap::new(),
@@ -405,6 +408,13 @@ impl Queues {
             out.add(&n::QUEUE_JOBS_ADDED, base(), a);
         }
         let Some(st) = self.state.get_mut(q) else { return };
+        let slo_named = histogram::apply_slo_bounds(
+            &self.slo_buckets.get(),
+            &self.target,
+            q,
+            &mut st.wait,
+            &mut st.processing,
+        );
         st.completed += r.completed_new;
         st.failed += r.failed_new;
         st.retried += r.retries_new;
@@ -416,7 +426,8 @@ impl Queues {
         out.add(&n::QUEUE_JOBS_COMPLETED, base(), r.completed_total.unwrap_or(st.completed));
         out.add(&n::QUEUE_JOBS_FAILED, base(), r.failed_total.unwrap_or(st.failed));
         out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
-        if !self.histograms {
+        // Queues named in SLOs keep their histograms: the SLI is read from them.
+        if !self.histograms && !slo_named {
             return;
         }
         let (sum, count, buckets) = st.wait.snapshot();
