@@ -406,7 +406,7 @@ fn slo_dashboard(slos: &[crate::slo::Slo]) -> Value {
             id,
             &format!("{}: good jobs", s.name),
             &format!(
-                "Share of finished jobs that {} (objective {}%), over 5m, 1h and the SLO window ({window}). Below the line the error budget burns.",
+                "Share of finished jobs that {} (objective {}%), over 5m, 1h and the SLO window ({window}). Below the line the error budget burns. 'seen': share of finished jobs whose times were read; below 1 the SLI is a sample (raise limits.max_finished_samples).",
                 s.sli.describe(),
                 super::number((s.objective * 1e6).round() / 1e4)
             ),
@@ -420,6 +420,11 @@ fn slo_dashboard(slos: &[crate::slo::Slo]) -> Value {
             target(&format!("1 - {}{sel}", ratio_name("1h")), &format!("1h {who}"), "B"),
             target(&format!("1 - {}{sel}", ratio_name(&window)), &format!("{window} {who}"), "C"),
         ]);
+        if !matches!(s.sli, crate::slo::Sli::Success) {
+            if let Some(t) = sli["targets"].as_array_mut() {
+                t.push(target(&format!("{}{sel}", super::slo::JOBS_SEEN), &format!("seen {who}"), "D"));
+            }
+        }
         // Near the objective is where the action is: let Grafana scale the axis.
         if let Some(d) = sli["fieldConfig"]["defaults"].as_object_mut() {
             d.remove("min");

@@ -28,6 +28,22 @@ struct Case {
     interval: String,
     input_series: Vec<InputSeries>,
     alert_rule_test: Vec<AlertTest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    promql_expr_test: Vec<ExprTest>,
+}
+
+/// A PromQL check on recorded series.
+#[derive(Serialize)]
+struct ExprTest {
+    expr: String,
+    eval_time: String,
+    exp_samples: Vec<ExpSample>,
+}
+
+#[derive(Serialize)]
+struct ExpSample {
+    labels: String,
+    value: f64,
 }
 
 #[derive(Serialize)]
@@ -286,6 +302,7 @@ fn case(
             alertname: def.alert.to_string(),
             exp_alerts,
         }],
+        promql_expr_test: Vec::new(),
     }
 }
 
@@ -459,10 +476,11 @@ fn slo_cases(slo: &Slo) -> Vec<Case> {
                 alertname: crate::slo::ALERT.to_string(),
                 exp_alerts: expect(severities, value_of(all_bad)),
             }],
+            promql_expr_test: Vec::new(),
         }
     };
     let burn = |all_bad: f64| all_bad / b;
-    vec![
+    let mut cases = vec![
         // Ten minutes of data fill every window alike (rate() uses what there is).
         case("healthy: silent", &[(10, 0.0)], &[], &burn),
         case(
@@ -480,7 +498,38 @@ fn slo_cases(slo: &Slo) -> Vec<Case> {
         // The 5m and 30m windows are clean again; the 1h and 6h ones still hold the burst
         // (half of it: still past both pages' factors), so only the short windows stop the page.
         case("burst over: page stops, ticket stays", &[(30, fast), (31, 0.0)], &["warning"], &burn),
-    ]
+    ];
+    if let Sli::Wait(_) | Sli::Processing(_) = slo.sli {
+        cases.push(sampled_case(slo));
+    }
+    cases
+}
+
+/// Twice as many jobs finished as the histogram saw (more than `max_finished_samples` per
+/// collection): the jobs-seen ratio says the SLI is a sample.
+fn sampled_case(slo: &Slo) -> Case {
+    let (mut input_series, _) = slo_series(slo, &[(10, 0.0)]);
+    let l = slo_queue_labels(slo);
+    let twice = counter_values(&[(10, 2 * SLO_JOBS_PER_MINUTE)]);
+    input_series
+        .push(InputSeries { series: selector(&n::QUEUE_JOBS_COMPLETED.exposed(), &l, ""), values: twice });
+    input_series.push(InputSeries {
+        series: selector(&n::QUEUE_JOBS_FAILED.exposed(), &l, ""),
+        values: "0+0x10".into(),
+    });
+    let mut labels = l.clone();
+    labels.insert("slo".into(), slo.name.clone());
+    Case {
+        name: format!("{} {} jobs seen: half of the finished jobs were timed", crate::slo::ALERT, slo.name),
+        interval: "1m".into(),
+        input_series,
+        alert_rule_test: Vec::new(),
+        promql_expr_test: vec![ExprTest {
+            expr: slo_rules::JOBS_SEEN.to_string(),
+            eval_time: "10m".into(),
+            exp_samples: vec![ExpSample { labels: selector(slo_rules::JOBS_SEEN, &labels, ""), value: 0.5 }],
+        }],
+    }
 }
 
 #[cfg(test)]

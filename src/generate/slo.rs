@@ -27,6 +27,11 @@ pub fn ratio_name(window: &str) -> String {
 /// Name of the recorded share of the error budget left over the SLO window.
 pub const BUDGET_REMAINING: &str = "redline:slo_error_budget_remaining:ratio";
 
+/// Name of the recorded share of finished jobs whose times the histogram saw, over the shortest
+/// window (wait and processing SLOs). Below 1, more jobs finished per collection than
+/// `limits.max_finished_samples` and the SLI is a sample, not a count.
+pub const JOBS_SEEN: &str = "redline:slo_jobs_seen:ratio";
+
 /// One recording or alerting rule.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SloRule {
@@ -192,6 +197,27 @@ pub fn group(slos: &[Slo], time_scale: f64) -> Option<SloGroup> {
                 annotations: BTreeMap::new(),
             });
         }
+        if let Sli::Wait(_) | Sli::Processing(_) = s.sli {
+            let h = if matches!(s.sli, Sli::Wait(_)) {
+                &n::QUEUE_WAIT_DURATION
+            } else {
+                &n::QUEUE_PROCESSING_DURATION
+            }
+            .exposed();
+            let (f, c, m) =
+                (n::QUEUE_JOBS_FAILED.exposed(), n::QUEUE_JOBS_COMPLETED.exposed(), s.matcher.promql());
+            let w = &ws[0];
+            let by = format!("sum by ({QUEUE_IDENTITY})");
+            rules.push(SloRule {
+                record: Some(JOBS_SEEN.to_string()),
+                alert: None,
+                expr: format!(
+                    "{by} (rate({h}_count{{{m}}}[{w}])) / ({by} (rate({f}{{{m}}}[{w}])) + {by} (rate({c}{{{m}}}[{w}])))"
+                ),
+                labels: slo_label(s),
+                annotations: BTreeMap::new(),
+            });
+        }
         rules.push(SloRule {
             record: Some(BUDGET_REMAINING.to_string()),
             alert: None,
@@ -260,6 +286,7 @@ mod tests {
                 "redline:slo_errors:ratio_rate6h",
                 "redline:slo_errors:ratio_rate3d",
                 "redline:slo_errors:ratio_rate28d",
+                JOBS_SEEN,
                 BUDGET_REMAINING
             ]
         );
