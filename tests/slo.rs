@@ -88,6 +88,27 @@ fn oldest_ready_and_active_timestamps_are_the_jobs_own_times() {
     assert_eq!(m("redline_queue_oldest_ready_age_seconds"), Some(0.0));
 }
 
+#[test]
+fn rq_ready_timestamp_is_the_jobs_enqueued_at() {
+    let r = RedisServer::start(&[]);
+    let p = r.port;
+    common::producer(
+        "python3",
+        "py_queues.py",
+        &["rq", "add", &format!(r#"{{"port":{p},"queue":"mail","count":2}}"#)],
+    );
+    // RQ's own record of the queue head: its id at the front of the list, `enqueued_at` in its hash.
+    let head = redis_cli(p, &["LINDEX", "rq:queue:mail", "0"]).trim().to_string();
+    let enqueued = redis_cli(p, &["HGET", &format!("rq:job:{head}"), "enqueued_at"]).trim().to_string();
+    let t = humantime::parse_rfc3339_weak(enqueued.trim_end_matches('Z')).expect("ISO time");
+    let want = t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64();
+    let d = daemon_with_thresholds(&r, "", "      - system: rq\n        names: [mail]\n");
+    let ts = format!("redline_queue_oldest_ready_timestamp_seconds{}", q("rq", "mail", ""));
+    wait_for("rq ready timestamp", Duration::from_secs(10), || value(&d.scrape(), &ts).is_some());
+    let got = value(&d.scrape(), &ts).expect("ts");
+    assert!((got - want).abs() < 0.001, "redline {got} vs RQ enqueued_at {enqueued} ({want})");
+}
+
 const SLO_2S: &str = "slos:\n  - name: orders-start\n    queue: orders\n    system: bullmq\n    objective: 0.99\n    wait_under: 2s\n    window: 28d\n";
 
 /// The `_bucket` sample of `hist` for queue `queue` at bound `le`.
