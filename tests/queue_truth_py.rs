@@ -128,6 +128,15 @@ fn rq_at_front_scheduled_and_deferred_match_rq() {
     assert!(metric(&d, "rq", "front", "redline_queue_oldest_ready_age_seconds", "").unwrap_or(0.0) >= 3.0);
     assert_eq!(metric(&d, "rq", "front", "redline_queue_oldest_ready_age_lower_bound", ""), Some(0.0));
 
+    // An at_front block longer than the head window redline reads: found by bisection.
+    py("rq", "add", &opts(r#""count":40,"at_front":true"#));
+    wait_for("long at_front block seen", Duration::from_secs(15), || {
+        metric(&d, "rq", "front", "redline_queue_jobs", ",state=\"waiting\"") == Some(45.0)
+    });
+    let truth = assert_rq_states(&d, port, "front");
+    assert_rq_age(&d, "front", &truth);
+    assert_eq!(metric(&d, "rq", "front", "redline_queue_oldest_ready_age_lower_bound", ""), Some(0.0));
+
     // A scheduled job due 30 s ago that no scheduler has moved yet is the oldest ready job.
     py("rq", "add", &opts(r#""count":1,"scheduled_in":-30"#));
     wait_for("due job seen", Duration::from_secs(15), || {

@@ -5,8 +5,9 @@
   ARGV: 1 job key prefix ("rq:job:")  2 head window  3 started jobs read at most  4 clock margin (s)
         5 job hashes read at most for durations
         6 finished band: "w" on a first look, else "p w_prev w"   7 failed band (same)
-        8 finished result_ttl lines to search, "t1 t2 ..."   9 failed lines (same)
-        10.. job ids that were running at the previous collection
+        8 finished result_ttl lines to search, "ttl from ..." (see candidates)  9 failed lines
+        10 job ids already timed, space-separated   11.. job ids that were running at the previous
+        collection
   Returns a flat name/value list (rq.rs reads it by name). Times are integer ms since the epoch,
   -1 when unknown.
 
@@ -47,7 +48,9 @@ end
 -- enqueued_at of a job: ms, nil for a job whose hash is gone (RQ skips those too), false if bad.
 local function enqueued(id)
   local jk = prefix .. id
-  if kind(jk) ~= "hash" then return nil end
+  local ty = kind(jk)
+  if ty == "none" then return nil end
+  if ty ~= "hash" then errors = errors + 1; return false end
   local v = iso_ms(field(jk, "enqueued_at"))
   if v then return v end
   errors = errors + 1
@@ -63,30 +66,38 @@ local workers = size(KEYS[8], "set", "SCARD")
 
 -- Oldest waiting job. RQ pushes with RPUSH (LPUSH for at_front) and pops the head, so the list
 -- holds the at_front jobs newest first, then the others oldest first: enqueued_at falls, then
--- rises. Look at the head window; if it is still falling at its end (an at_front block longer
--- than the window), find the turn by bisection and flag the figure as a lower bound.
+-- rises, and the oldest job is where it turns (given producers whose clocks agree). Walk the
+-- head window until it rises; if it is still falling at the window's end (an at_front block
+-- longer than the window), find the turn by bisection. Flag a lower bound when the search could
+-- not finish (garbage or gone jobs in its way, or out of probes).
 local oldest, lower = -1, 0
 local n = counts[1]
 if n > 0 then
   local ids = rcall("LRANGE", KEYS[1], 0, tonumber(ARGV[2]) - 1)
-  local min_i, last_i = nil, nil
-  for i, id in ipairs(ids) do
+  local prev, turned = nil, false
+  for _, id in ipairs(ids) do
     local v = enqueued(id)
     if v then
-      if oldest < 0 or v < oldest then oldest, min_i = v, i end
-      last_i = i
+      if prev and v > prev then
+        turned = true
+        break
+      end
+      oldest, prev = v, v
     end
   end
-  if n > #ids and (min_i == nil or min_i == last_i) then
+  if not turned and n > #ids then
     lower = 1
-    local lo, hi = #ids - 1, n - 1
     local function at(i)
       local id = rcall("LINDEX", KEYS[1], i)
       if not id then return nil end
       return enqueued(id)
     end
-    for _ = 1, 16 do
-      if lo >= hi then break end
+    local lo, hi = #ids - 1, n - 1
+    for _ = 1, 12 do
+      if lo >= hi then
+        lower = 0
+        break
+      end
       local mid = math.floor((lo + hi) / 2)
       local a, b = at(mid), at(mid + 1)
       if not a or not b then break end
@@ -153,33 +164,52 @@ end
 -- window where each known result_ttl line puts them, and the ones that were running. rq.rs
 -- keeps the ones that really are new (ended_at, ids already timed).
 local budget = tonumber(ARGV[5])
+-- A job's three timestamps, raw (rq.rs parses them), "" when missing or oversized. HSTRLEN
+-- first, so a garbage value is never copied; it fails on a key that is not a hash (skipped).
 local function times(id, score, out)
   local jk = prefix .. id
-  if kind(jk) ~= "hash" then return end
-  local t = {}
-  for i, f in ipairs({ "enqueued_at", "started_at", "ended_at" }) do
-    t[i] = iso_ms(field(jk, f)) or -1
+  local n = redis.pcall("HSTRLEN", jk, "enqueued_at")
+  if type(n) ~= "number" then return end
+  local v = {} -- oversized: reported empty, counted as bad data by rq.rs
+  if n <= 64 and rcall("HSTRLEN", jk, "started_at") <= 64 and rcall("HSTRLEN", jk, "ended_at") <= 64 then
+    v = rcall("HMGET", jk, "enqueued_at", "started_at", "ended_at")
+    if not (v[1] or v[2] or v[3]) then return end -- the job is gone (expired with its entry)
   end
   out[#out + 1] = id
   out[#out + 1] = score
-  for i = 1, 3 do out[#out + 1] = t[i] end
+  for i = 1, 3 do out[#out + 1] = v[i] or "" end
 end
-local function candidates(key, b, lines, out)
-  if not b.p then return end
-  local seen = {}
-  for t in string.gmatch(lines, "%S+") do
-    if budget <= 0 then break end
-    t = tonumber(t)
-    local got = rcall("ZRANGEBYSCORE", key, b.p + t - margin, "(" .. (c + t + margin + 1), "WITHSCORES",
-      "LIMIT", 0, budget)
-    for i = 1, #got, 2 do
-      if not seen[got[i]] then
-        seen[got[i]] = true
+-- Jobs already timed (rq.rs sends those that can still be in a window): never read twice.
+local known, nknown = {}, 0
+for id in string.gmatch(ARGV[10], "%S+") do
+  known[id] = true
+  nknown = nknown + 1
+end
+-- `lines` is "ttl from ...": on each line read from score `from` (inclusive) up to where jobs
+-- finishing now land. Returns the last score read per line ("" if none).
+local function candidates(key, lines, out)
+  local nums, reach = {}, {}
+  for x in string.gmatch(lines, "%S+") do nums[#nums + 1] = x end
+  for i = 1, #nums - 1, 2 do
+    local t, from = tonumber(nums[i]), nums[i + 1]
+    local got = {}
+    if budget > 0 then
+      got = rcall("ZRANGEBYSCORE", key, from, "(" .. (c + t + margin + 1), "WITHSCORES", "LIMIT", 0,
+        budget + nknown)
+    end
+    local last = ""
+    for j = 1, #got, 2 do
+      if budget <= 0 then break end
+      last = got[j + 1]
+      if not known[got[j]] then
+        known[got[j]] = true
         budget = budget - 1
-        times(got[i], got[i + 1], out)
+        times(got[j], got[j + 1], out)
       end
     end
+    reach[#reach + 1] = last
   end
+  return reach
 end
 
 local reply = { "now_ms", now, "workers", workers, "oldest_ms", oldest, "oldest_lower", lower, "due_ms", due,
@@ -195,8 +225,9 @@ for _, r in ipairs({ { "fin", KEYS[4], ARGV[6], ARGV[8] }, { "fail", KEYS[3], AR
   if ty == "zset" or ty == "none" then
     local b = band(key, r[3])
     local samples = {}
-    candidates(key, b, r[4], samples)
-    for i = 10, #ARGV do
+    local reach = {}
+    if b.p then reach = candidates(key, r[4], samples) end
+    for i = 11, #ARGV do
       local score = rcall("ZSCORE", key, ARGV[i])
       if score and budget > 0 then
         budget = budget - 1
@@ -204,7 +235,7 @@ for _, r in ipairs({ { "fin", KEYS[4], ARGV[6], ARGV[8] }, { "fail", KEYS[3], AR
       end
     end
     for k, v in pairs({ lo = b.lo, per = b.per, above_prev = b.above_prev, above = b.above, neg = b.neg,
-                        reset = b.reset, samples = samples }) do
+                        reset = b.reset, samples = samples, reach = reach }) do
       reply[#reply + 1] = name .. "_" .. k
       reply[#reply + 1] = v
     end
@@ -214,7 +245,7 @@ for _, r in ipairs({ { "fin", KEYS[4], ARGV[6], ARGV[8] }, { "fail", KEYS[3], AR
 end
 -- Jobs that were running and have left every trace (result_ttl=0 deletes the job at once):
 -- finished without a registry entry, so no counter can see them.
-for i = 10, #ARGV do
+for i = 11, #ARGV do
   local still = false
   for _, id in ipairs(running) do
     if id == ARGV[i] then still = true end

@@ -29,8 +29,8 @@ use crate::names as n;
 
 lua_script!(SCRIPT, "rq.lua");
 
-/// Jobs read from the head of the queue for the oldest-job search.
-const HEAD_WINDOW: usize = 100;
+/// Jobs read from the head of the queue for the oldest-job search (usually 2 are enough).
+const HEAD_WINDOW: usize = 32;
 /// Started jobs read for their start time per collection; bounds the script.
 const MAX_STARTED_READ: usize = 1000;
 /// Allowance, in seconds, for workers' clocks disagreeing with Redis's.
@@ -44,7 +44,12 @@ const MAX_LINES: usize = 6;
 /// Ids remembered as already timed.
 const MAX_TIMED: usize = 50_000;
 /// RQ's default result_ttl (finished) and failure_ttl (failed), seconds.
-const DEFAULT_LINES: [[i64; 2]; 2] = [[0, 500], [0, 31_536_000]];
+const DEFAULT_LINES: [i64; 2] = [500, 31_536_000];
+/// Job hashes read per queue and collection for durations, at most: each costs 4 commands,
+/// and this keeps the script well under a millisecond. Beyond it durations are a sample.
+const MAX_TIMED_READ: usize = 100;
+/// Earliest plausible job time (2000-01-01), ms.
+const EPOCH_2000_MS: f64 = 946_684_800_000.0;
 
 /// Why a counter may have missed jobs in a collection (the `reason` label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,12 +177,22 @@ fn compare(prev: Option<&Band>, look: &Look, c: i64, width: i64) -> (Change, Ban
     (ch, next)
 }
 
-/// One registry's memory: its band and the result_ttl lines where finished jobs land.
+/// Where finished jobs with one ttl land: at end + ttl, so the newest are at the line's top.
+#[derive(Debug, Clone, PartialEq)]
+struct Line {
+    /// Seconds between a job's end and its score.
+    ttl: i64,
+    /// Last score read on this line, exactly as Redis wrote it.
+    cursor: Option<String>,
+    /// Collection number of the last job found on it.
+    hit: u64,
+}
+
+/// One registry's memory: its band and the lines where finished jobs land.
 #[derive(Debug, Default)]
 struct Registry {
     band: Option<Band>,
-    /// (ttl offset in seconds, collection number of the last job found on it).
-    lines: Vec<(i64, u64)>,
+    lines: Vec<Line>,
 }
 
 impl Registry {
@@ -188,29 +203,57 @@ impl Registry {
         }
     }
 
-    fn lines(&mut self, defaults: [i64; 2]) -> String {
-        for d in defaults {
-            if !self.lines.iter().any(|(t, _)| *t == d) {
-                self.lines.push((d, 0));
+    /// "ttl from ..." for the script: each line read from its cursor (inclusive: jobs that
+    /// finish later in the same second land there too), or from where jobs that ended since
+    /// the previous collection (second `p`) start, whichever is later.
+    fn lines(&mut self, default: i64, p: Option<i64>) -> String {
+        if !self.lines.iter().any(|l| l.ttl == default) {
+            self.lines.push(Line { ttl: default, cursor: None, hit: 0 });
+        }
+        let Some(p) = p else { return String::new() };
+        // Most recently productive first: the shared read budget goes to them.
+        self.lines.sort_by_key(|l| std::cmp::Reverse(l.hit));
+        let mut out = Vec::new();
+        for l in &self.lines {
+            let start = p + l.ttl - CLOCK_MARGIN;
+            let from = match &l.cursor {
+                Some(s) if s.parse::<f64>().is_ok_and(|v| v >= start as f64) => s.clone(),
+                _ => start.to_string(),
+            };
+            out.push(format!("{} {from}", l.ttl));
+        }
+        out.join(" ")
+    }
+
+    /// Moves each line's cursor to where the script's read stopped.
+    fn reached(&mut self, reach: &[Value]) {
+        for (l, r) in self.lines.iter_mut().zip(reach) {
+            if let Some(score) = text(Some(r)).filter(|s| !s.is_empty()) {
+                l.cursor = Some(score);
             }
         }
-        // Most recently productive first: the shared read budget goes to them.
-        self.lines.sort_by_key(|l| std::cmp::Reverse(l.1));
-        self.lines.iter().map(|(t, _)| t.to_string()).collect::<Vec<_>>().join(" ")
     }
 
     fn learn(&mut self, ttl: i64, seq: u64) {
-        if let Some(l) = self.lines.iter_mut().find(|(t, _)| (*t - ttl).abs() <= 1) {
-            l.1 = seq;
+        if let Some(l) = self.lines.iter_mut().find(|l| (l.ttl - ttl).abs() <= 1) {
+            l.hit = seq;
             return;
         }
         if self.lines.len() >= MAX_LINES {
-            if let Some(i) = self.lines.iter().enumerate().min_by_key(|(_, l)| l.1).map(|(i, _)| i) {
+            if let Some(i) = self.lines.iter().enumerate().min_by_key(|(_, l)| l.hit).map(|(i, _)| i) {
                 self.lines.swap_remove(i);
             }
         }
-        self.lines.push((ttl, seq));
+        self.lines.push(Line { ttl, cursor: None, hit: seq });
     }
+}
+
+/// RQ timestamps are ISO 8601 UTC (`2026-11-24T08:55:59.365604Z`, older versions without `Z`);
+/// ms since the epoch, `None` for garbage or a time before 2000 or more than a day after `now`.
+fn iso_ms(s: &str, now: f64) -> Option<f64> {
+    let t = humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok()?;
+    let ms = t.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64() * 1000.0;
+    (EPOCH_2000_MS..=now + 86_400_000.0).contains(&ms).then_some(ms)
 }
 
 /// Per-queue memory between collections.
@@ -220,8 +263,8 @@ pub struct Memory {
     failed: Registry,
     /// Jobs running at the previous collection.
     running: Vec<String>,
-    /// Jobs already timed, with their end (ms).
-    timed: HashMap<String, f64>,
+    /// Jobs already timed: end (ms) and registry score.
+    timed: HashMap<String, (f64, f64)>,
     /// Redis time of the previous collection (ms).
     last_now: Option<f64>,
     /// Seconds between the last two collections.
@@ -258,18 +301,27 @@ pub fn add_commands(
             .collect();
     let m = &mut st.rq;
     let width = m.width();
+    let prev = m.last_now.map(|t| (t / 1000.0).floor() as i64);
     let mut args = vec![
         format!("{p}:job:"),
         HEAD_WINDOW.to_string(),
         MAX_STARTED_READ.to_string(),
         CLOCK_MARGIN.to_string(),
-        max_samples.to_string(),
+        max_samples.min(MAX_TIMED_READ).to_string(),
         m.finished.spec(width),
         m.failed.spec(width),
     ];
-    let [fin_lines, fail_lines] = DEFAULT_LINES;
-    args.push(m.finished.lines(fin_lines));
-    args.push(m.failed.lines(fail_lines));
+    let [fin_line, fail_line] = DEFAULT_LINES;
+    args.push(m.finished.lines(fin_line, prev));
+    args.push(m.failed.lines(fail_line, prev));
+    // Timed jobs a window can still return: those at or above the lowest cursor.
+    let floor = [&m.finished, &m.failed]
+        .iter()
+        .flat_map(|r| r.lines.iter().filter_map(|l| l.cursor.as_deref()?.parse::<f64>().ok()))
+        .fold(f64::INFINITY, f64::min);
+    let known: Vec<&str> =
+        m.timed.iter().filter(|(_, (_, score))| *score >= floor).map(|(id, _)| id.as_str()).collect();
+    args.push(known.join(" "));
     args.extend(m.running.iter().cloned());
     SCRIPT.call(pipe, &keys, &args);
     1
@@ -340,9 +392,11 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
             r.failed_new = change.new as f64;
         }
         flagged.extend(change.flags.iter().map(|u| (counter, *u)));
+        registry.reached(f.list(&format!("{reg}_reach")).unwrap_or(&[]));
         for s in f.list(&format!("{reg}_samples")).unwrap_or(&[]).chunks_exact(5) {
             let id = text(s.first()).unwrap_or_default();
-            let t: Vec<Option<f64>> = s[2..].iter().map(|v| int(Some(v)).filter(|x| *x >= 0.0)).collect();
+            let t: Vec<Option<f64>> =
+                s[2..].iter().map(|v| text(Some(v)).and_then(|x| iso_ms(&x, now))).collect();
             let (Some(enq), Some(start), Some(end)) = (t[0], t[1], t[2]) else {
                 bad += 1;
                 continue;
@@ -352,11 +406,11 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
             if !fresh || m.timed.contains_key(&id) {
                 continue;
             }
-            if let Some(score) = text(s.get(1)).and_then(|x| x.parse::<f64>().ok()).filter(|x| x.is_finite())
-            {
+            let score = text(s.get(1)).and_then(|x| x.parse::<f64>().ok()).unwrap_or(f64::NAN);
+            if score.is_finite() {
                 registry.learn(score.floor() as i64 - (end / 1000.0).floor() as i64, m.seq);
             }
-            m.timed.insert(id, end);
+            m.timed.insert(id, (end, score));
             r.durations.push(((start - enq) / 1000.0, (end - start) / 1000.0));
         }
     }
@@ -378,7 +432,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     }
     // A job can only be a candidate again while its end is within the freshness window.
     let horizon = now - (CLOCK_MARGIN as f64 + 1.0) * 1000.0;
-    m.timed.retain(|_, end| *end >= horizon);
+    m.timed.retain(|_, (end, _)| *end >= horizon);
     if m.timed.len() > MAX_TIMED {
         m.timed.clear();
     }
@@ -460,14 +514,38 @@ mod tests {
     #[test]
     fn lines_are_learned_and_capped() {
         let mut r = Registry::default();
-        assert_eq!(r.lines([0, 500]), "0 500");
+        assert_eq!(r.lines(500, None), "", "nothing to read on a first look");
+        assert_eq!(r.lines(500, Some(1000)), format!("500 {}", 1000 + 500 - CLOCK_MARGIN));
         r.learn(60, 5);
         r.learn(61, 6); // the same line, one second of rounding apart
-        assert_eq!(r.lines.len(), 3);
-        assert!(r.lines([0, 500]).starts_with("60"));
+        assert_eq!(r.lines.len(), 2);
+        assert!(r.lines(500, Some(1000)).starts_with("60 "));
         for t in 100..110 {
             r.learn(t * 10, t as u64 + 10);
         }
         assert_eq!(r.lines.len(), MAX_LINES);
+    }
+
+    #[test]
+    fn a_line_reads_on_from_its_cursor_but_never_from_far_behind() {
+        let mut r = Registry::default();
+        r.lines(500, Some(1000));
+        let bulk = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        r.reached(&[bulk("1499")]);
+        assert_eq!(r.lines(500, Some(1000)), "500 1499");
+        // Fallen behind (the line moved on more than the margin): jump to the frontier.
+        assert_eq!(r.lines(500, Some(1100)), format!("500 {}", 1100 + 500 - CLOCK_MARGIN));
+    }
+
+    #[test]
+    fn iso_timestamps_with_and_without_zone_and_absurd_ones() {
+        let now = 1_795_510_600_000.0;
+        let a = iso_ms("2026-11-24T08:55:59.365604Z", now).expect("with Z");
+        let b = iso_ms("2026-11-24T08:55:59.365604", now).expect("without Z");
+        assert_eq!(a, b);
+        assert!((a - 1_795_510_559_365.604).abs() < 1.0, "{a}");
+        assert_eq!(iso_ms("yesterday", now), None);
+        assert_eq!(iso_ms("1970-01-01T00:00:01Z", now), None);
+        assert_eq!(iso_ms("2099-01-01T00:00:00Z", now), None);
     }
 }
