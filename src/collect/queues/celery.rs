@@ -321,8 +321,9 @@ pub fn read(
             .and_then(self_binding)
             .filter(|(name, _)| *name == q.name)
             .map(|(_, sep)| sep.to_string());
-        if learned.is_some() && learned != m.sep {
-            m.sep = learned;
+        if let Some(sep) = learned.filter(|l| l.as_str() != m.sep.as_deref().unwrap_or(KOMBU_SEP)) {
+            // Other keys from now on: what was followed under the old ones no longer applies.
+            m.sep = Some(sep);
             m.subs.clear();
         }
     }
