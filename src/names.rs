@@ -325,7 +325,7 @@ pub const QUEUE_SERVER_FAILED: M =
 /// Sidekiq busy.
 pub const QUEUE_SERVER_BUSY: M =
     M::gauge("redline_queue_server_busy_workers", "Worker threads busy with a job, server-wide (Sidekiq).");
-/// Collections in which a queue counter may have missed jobs (RQ, Celery).
+/// Collections in which a queue counter may have missed jobs (RQ).
 pub const QUEUE_COUNT_UNCERTAIN: M = M::counter(
     "redline_queue_count_uncertain",
     "Collections in which a queue's completed/failed counter may have missed jobs, by counter and reason (see README).",

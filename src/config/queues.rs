@@ -108,3 +108,28 @@ impl QueueSource {
 
 /// kombu's default separator between a queue name and its priority step.
 pub const KOMBU_SEP: &str = "\x06\x16";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(yaml: &str) -> QueueSource {
+        serde_yaml_ng::from_str(yaml).expect("queue source")
+    }
+
+    #[test]
+    fn celery_takes_sep_and_priority_steps() {
+        let s = source("system: celery\nsep: \":\"\npriority_steps: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n");
+        assert_eq!(s.sep.as_deref(), Some(":"));
+        assert_eq!(s.priority_steps.as_ref().map(Vec::len), Some(10));
+        assert!(s.problems().is_empty());
+    }
+
+    #[test]
+    fn kombu_settings_elsewhere_or_malformed_are_problems() {
+        assert_eq!(source("system: rq\nsep: \":\"\n").problems().len(), 1);
+        assert_eq!(source("system: celery\nsep: \"\"\n").problems().len(), 1);
+        assert_eq!(source("system: celery\npriority_steps: [3, 0]\n").problems().len(), 1);
+        assert_eq!(source("system: celery\npriority_steps: []\n").problems().len(), 1);
+    }
+}
