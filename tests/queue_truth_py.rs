@@ -356,3 +356,35 @@ fn celery_burst_consumed_slowly_keeps_its_age() {
             && m("redline_queue_jobs", ",state=\"active\"") == Some(num(&truth, "unacked"))
     });
 }
+
+/// Tasks with a countdown are taken by a worker at once and held unacknowledged until their
+/// time: 150 of them fill kombu's unacked hash past one read slice, so `active` comes from a
+/// pass over several collections (flagged as an estimate) and equals kombu's count.
+#[test]
+fn celery_eta_tasks_are_active_counted_over_a_pass() {
+    let r = RedisServer::start(&[]);
+    let port = r.port;
+    let o = |rest: &str| celery_opts(port, "eta", None, None, rest);
+    py("celery", "add", &o(r#","count":150,"countdown":3600"#));
+    let d = queue_daemon(&r, "      - system: celery\n");
+    let m = |name: &str, rest: &str| metric(&d, "celery", "eta", name, rest);
+    wait_for("celery queue seen", Duration::from_secs(15), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(150.0)
+    });
+    let worker = py_spawn("celery", "work", &o(r#","exec":true"#));
+    wait_for("the worker took every task", Duration::from_secs(40), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(0.0)
+    });
+    // Killed: nothing restores the messages, so kombu's numbers hold still.
+    drop(worker);
+    let truth = py("celery", "truth", &o(""));
+    assert_eq!((num(&truth, "unacked"), num(&truth, "waiting")), (150.0, 0.0), "{truth}");
+    wait_for("active equals kombu's unacked count", Duration::from_secs(15), || {
+        m("redline_queue_jobs", ",state=\"active\"") == Some(150.0)
+    });
+    assert_eq!(m("redline_queue_jobs_estimated", ",state=\"active\""), Some(1.0));
+    assert_eq!(
+        value(&d.scrape(), "redline_queue_server_jobs{target=\"t\",system=\"celery\",state=\"unacked\"}"),
+        Some(150.0)
+    );
+}

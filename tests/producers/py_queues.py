@@ -13,9 +13,10 @@ usage: python3 py_queues.py <rq|celery> <action> '<json options>'
                                                     the oldest waiting job's and the earliest
                                                     due scheduled job's time (Unix seconds)
   celery add:  {port, queue, count, priority,       send tasks through the Redis broker (`count`
-                priorities, sep, steps, sleep}      of each of `priorities`); `sep` and `steps`
-                                                    are broker_transport_options; `sleep`: the
-                                                    task sleeps that long
+                priorities, sep, steps, sleep,      of each of `priorities`); `sep` and `steps`
+                countdown}                          are broker_transport_options; `sleep`: the
+                                                    task sleeps that long; `countdown` as Celery
+                                                    takes it
   celery work: {port, queue, seconds, sep, steps,   a real worker (solo pool, prefetch 1,
                 exec}                               acks_late) consumes for `seconds`, or
                                                     until killed with `exec`
@@ -101,7 +102,7 @@ def celery_main():
         for priority in o.get("priorities", [o.get("priority")]):
             for i in range(o["count"]):
                 app.send_task("py_tasks.add", args=(i, 1), kwargs={"sleep": o.get("sleep", 0.01)},
-                              queue=o["queue"], priority=priority)
+                              queue=o["queue"], priority=priority, countdown=o.get("countdown"))
                 sent.append(time.time())
         print(json.dumps(sent))
     elif action == "work":

@@ -28,12 +28,13 @@ use crate::names as n;
 lua_script!(QUEUE, "celery.lua");
 lua_script!(UNACKED, "celery_unacked.lua");
 
-/// Most unacked entries decoded per collection; above it only the total is known.
-const MAX_UNACKED_DECODE: usize = 10_000;
+/// Unacked entries read per collection at most: a larger hash is read in HSCAN slices, one per
+/// collection, and the per-queue counts come from the last complete pass.
+const UNACKED_SLICE: usize = 100;
 /// LPOS comparisons per direction when looking for the previous head.
 const LPOS_MAXLEN: usize = 1000;
-/// Largest head element kept (and sent back) as a marker.
-const MARKER_CAP: usize = 65_536;
+/// Largest head element kept (and sent back) as a marker; bigger heads cannot be followed.
+const MARKER_CAP: usize = 16_384;
 /// Batches remembered per sub-queue; beyond it the closest two merge (to the later time).
 const MAX_BATCHES: usize = 512;
 /// Every priority step kombu can produce: priorities are clamped to 0-9.
@@ -93,10 +94,21 @@ fn self_binding(member: &str) -> Option<(&str, &str)> {
 pub struct Unacked {
     /// Total entries.
     pub total: f64,
-    /// Entries by routing key (normally the queue name); `None` when there were too many to read.
+    /// Entries by routing key (normally the queue name); `None` until a pass is complete.
     pub per_queue: Option<HashMap<String, f64>>,
+    /// The per-queue counts come from a pass over several collections (the hash is larger
+    /// than one slice), not from this moment.
+    pub estimated: bool,
     /// Entries that could not be decoded.
     pub bad_data: u64,
+}
+
+/// A pass over a large `unacked` hash in HSCAN slices, across collections.
+#[derive(Debug, Default)]
+pub struct UnackedScan {
+    cursor: String,
+    partial: HashMap<String, f64>,
+    last_pass: Option<HashMap<String, f64>>,
 }
 
 /// Adds the `SCRIPT LOAD`s.
@@ -106,27 +118,39 @@ pub fn load_scripts(pipe: &mut redis::Pipeline) {
 }
 
 /// Adds the unacked call (`prefix` is kombu's `global_keyprefix`, usually empty).
-pub fn add_global(pipe: &mut redis::Pipeline, prefix: &str) {
-    UNACKED.call(pipe, &[format!("{prefix}unacked")], &[MAX_UNACKED_DECODE]);
+pub fn add_global(pipe: &mut redis::Pipeline, prefix: &str, scan: Option<&UnackedScan>) {
+    let cursor = scan.map_or("0", |s| if s.cursor.is_empty() { "0" } else { s.cursor.as_str() });
+    UNACKED.call(pipe, &[format!("{prefix}unacked")], &[UNACKED_SLICE.to_string(), cursor.to_string()]);
 }
 
-/// Reads the unacked call's reply.
-pub fn read_global(reply: Option<&RedisResult<Value>>) -> Option<Unacked> {
+/// Reads the unacked call's reply, carrying a sliced pass on in `scan`.
+pub fn read_global(reply: Option<&RedisResult<Value>>, scan: &mut UnackedScan) -> Option<Unacked> {
     let f = Fields::parse(reply?.as_ref().ok()?).ok()?;
     let mut u = Unacked {
         total: f.num("total")?,
         bad_data: f.num("errors").unwrap_or(0.0) as u64,
         ..Default::default()
     };
-    if f.num("decoded") == Some(1.0) {
-        let mut per = HashMap::new();
-        for p in f.list("per_key").unwrap_or(&[]).chunks_exact(2) {
-            if let (Some(k), Some(n)) = (text(p.first()), int(p.get(1))) {
-                per.insert(k, n);
-            }
+    let mut per = HashMap::new();
+    for p in f.list("per_key").unwrap_or(&[]).chunks_exact(2) {
+        if let (Some(k), Some(n)) = (text(p.first()), int(p.get(1))) {
+            per.insert(k, n);
         }
-        u.per_queue = Some(per);
     }
+    if f.num("full") == Some(1.0) {
+        *scan = UnackedScan::default();
+        u.per_queue = Some(per);
+        return Some(u);
+    }
+    for (k, n) in per {
+        *scan.partial.entry(k).or_default() += n;
+    }
+    scan.cursor = f.text("cursor").unwrap_or_else(|| "0".into());
+    if scan.cursor == "0" {
+        scan.last_pass = Some(std::mem::take(&mut scan.partial));
+    }
+    u.per_queue = scan.last_pass.clone();
+    u.estimated = true;
     Some(u)
 }
 
@@ -308,8 +332,16 @@ pub fn read(
         }
     }
     r.states.push(("waiting", waiting));
-    if let Some(per) = unacked.and_then(|u| u.per_queue.as_ref()) {
-        r.states.push(("active", per.get(&q.name).copied().unwrap_or(0.0)));
+    if let Some(u) = unacked {
+        if let Some(per) = &u.per_queue {
+            r.states.push(("active", per.get(&q.name).copied().unwrap_or(0.0)));
+            let estimated = if u.estimated { 1.0 } else { 0.0 };
+            r.extra.push((
+                &n::QUEUE_JOBS_ESTIMATED,
+                vec![crate::metrics::label("state", "active")],
+                estimated,
+            ));
+        }
     }
     r.oldest_ready_age = oldest.map_or(0.0, |o| ((now - o) / 1000.0).max(0.0));
     r.extra.push((&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, vec![], if lower { 1.0 } else { 0.0 }));
@@ -394,6 +426,34 @@ mod tests {
         }
         assert_eq!(s.batches.len(), MAX_BATCHES);
         assert_eq!(s.total(), MAX_BATCHES as u64 + 50);
+    }
+
+    #[test]
+    fn a_large_unacked_hash_is_counted_over_a_pass() {
+        let reply = |rks: &[(&str, i64)], full: i64, cursor: &str| -> RedisResult<Value> {
+            let b = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+            let per = rks.iter().flat_map(|(k, n)| [b(k), Value::Int(*n)]).collect();
+            Ok(Value::Array(vec![
+                b("total"),
+                Value::Int(500),
+                b("per_key"),
+                Value::Array(per),
+                b("full"),
+                Value::Int(full),
+                b("cursor"),
+                b(cursor),
+                b("errors"),
+                Value::Int(0),
+            ]))
+        };
+        let mut scan = UnackedScan::default();
+        let u = read_global(Some(&reply(&[("a", 150)], 0, "17")), &mut scan).expect("reply");
+        assert_eq!(u.per_queue, None, "nothing until a pass completes");
+        let u = read_global(Some(&reply(&[("a", 100), ("b", 250)], 0, "0")), &mut scan).expect("reply");
+        let per = u.per_queue.expect("a complete pass");
+        assert_eq!((per["a"], per["b"], u.estimated), (250.0, 250.0, true));
+        let u = read_global(Some(&reply(&[("a", 3)], 1, "0")), &mut scan).expect("reply");
+        assert_eq!((u.per_queue.map(|p| p["a"]), u.estimated), (Some(3.0), false));
     }
 
     #[test]

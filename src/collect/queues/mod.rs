@@ -139,6 +139,8 @@ pub struct Queues {
     state: HashMap<QueueRef, QueueState>,
     errors: HashMap<(System, QueueError), f64>,
     dropped: usize,
+    /// Celery: passes over large `unacked` hashes, per key prefix.
+    celery_unacked: HashMap<String, celery::UnackedScan>,
 }
 
 /// A once-per-collection command shared by the queues of one system.
@@ -177,6 +179,7 @@ impl Queues {
             state: HashMap::new(),
             errors: HashMap::new(),
             dropped: 0,
+            celery_unacked: HashMap::new(),
         }
     }
 
@@ -249,7 +252,7 @@ impl Queues {
                     pipe.cmd("CLIENT").arg("LIST");
                 }
                 Global::Sidekiq(prefix) => sidekiq::add_global(pipe, prefix),
-                Global::Celery(prefix) => celery::add_global(pipe, prefix),
+                Global::Celery(prefix) => celery::add_global(pipe, prefix, self.celery_unacked.get(prefix)),
             }
         }
         let mut entries = Vec::with_capacity(queues.len());
@@ -286,7 +289,8 @@ impl Queues {
                     sidekiq::read_global(reply).map(|v| g.sidekiq.insert(prefix.clone(), v)).is_some()
                 }
                 Global::Celery(prefix) => {
-                    celery::read_global(reply).map(|v| g.celery.insert(prefix.clone(), v)).is_some()
+                    let scan = self.celery_unacked.entry(prefix.clone()).or_default();
+                    celery::read_global(reply, scan).map(|v| g.celery.insert(prefix.clone(), v)).is_some()
                 }
             };
             if !ok {

@@ -145,8 +145,8 @@ local function band(key, spec)
   local p, wprev, w = nil, nil, nums[#nums]
   if #nums == 3 then p, wprev = nums[1], nums[2] end
   local reset = 0
-  -- A gap of more than 10 minutes (or a clock that went back) starts over.
-  if p and (c - p > 600 or c < p) then p, reset = nil, 1 end
+  -- A gap of more than 5 minutes (or a clock that went back) starts over.
+  if p and (c - p > 300 or c < p) then p, reset = nil, 1 end
   local lo = (p or c) - margin
   local hi = c + w
   if p and p + wprev > hi then hi = p + wprev end
