@@ -36,7 +36,8 @@ local function iso_ms(s)
   if not y then return nil end
   y, mo, d, h, mi, sec = tonumber(y), tonumber(mo), tonumber(d), tonumber(h), tonumber(mi), tonumber(sec)
   if not sec or mo < 1 or mo > 12 or d < 1 or d > 31 or h > 23 or mi > 59 or sec >= 61 then return nil end
-  local ms = math.floor((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000)
+  -- Microseconds kept (a double holds them): jobs enqueued within one ms must still compare.
+  local ms = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) * 1000
   if ms < 946684800000 or ms > now + 86400000 then return nil end
   return ms
 end
@@ -212,6 +213,8 @@ local function candidates(key, lines, out)
   return reach
 end
 
+if oldest >= 0 then oldest = math.floor(oldest) end
+if started >= 0 then started = math.floor(started) end
 local reply = { "now_ms", now, "workers", workers, "oldest_ms", oldest, "oldest_lower", lower, "due_ms", due,
                 "started_ms", started, "abandoned", abandoned, "running", running }
 for i, state in ipairs({ "waiting", "active", "failed", "completed", "deferred", "delayed", "canceled" }) do
