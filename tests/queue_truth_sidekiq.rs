@@ -145,3 +145,27 @@ fn sidekiq_absurd_enqueued_at_is_skipped() {
             >= 1.0
     );
 }
+
+/// Garbage in Sidekiq's counters (inf, text) is counted and the counter left out, never
+/// reported as inf or a wrapped integer.
+#[test]
+fn sidekiq_garbage_counters_are_not_reported() {
+    let r = RedisServer::start(&[]);
+    let port = r.port.to_string();
+    ruby("", "sidekiq_push.rb", &[&port, "mail", "1"]);
+    r.cli(&["SET", "stat:processed", "inf"]);
+    r.cli(&["SET", "stat:failed", "lots"]);
+    let d = queue_daemon(&r, "      - system: sidekiq\n");
+    wait_for("sidekiq queue seen", Duration::from_secs(15), || {
+        value(&d.scrape(), &format!("redline_queue_jobs{}", qp("sidekiq", "", "mail", ",state=\"waiting\"")))
+            == Some(1.0)
+    });
+    let text = d.scrape();
+    assert!(!text.contains("redline_queue_server_jobs_processed_total"), "{text}");
+    assert!(!text.contains("redline_queue_server_jobs_failed_total"), "{text}");
+    assert!(
+        value(&text, "redline_queue_read_errors_total{target=\"t\",system=\"sidekiq\",reason=\"bad_data\"}")
+            .unwrap_or(0.0)
+            >= 2.0
+    );
+}

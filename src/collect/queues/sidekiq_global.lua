@@ -13,7 +13,8 @@ local function counter(k)
   if ty == "none" then return 0 end
   if ty ~= "string" or rcall("STRLEN", k) > 32 then errors = errors + 1; return -1 end
   local v = tonumber(rcall("GET", k))
-  if not v then errors = errors + 1; return -1 end
+  -- Not a count (garbage, inf, nan, negative): counted, never reported.
+  if not v or v ~= v or v < 0 or v > 1e15 then errors = errors + 1; return -1 end
   return v
 end
 local procs = {}
@@ -41,7 +42,9 @@ if kind(KEYS[6]) == "set" then
       else
         errors = errors + 1
       end
-      procs[#procs + 1] = tonumber(f[1]) or 0
+      local busy = tonumber(f[1]) or 0
+      if busy ~= busy or busy < 0 or busy > 1e6 then errors = errors + 1; busy = 0 end
+      procs[#procs + 1] = busy
       procs[#procs + 1] = queues
       for _, suffix in ipairs({":work", ":workers"}) do
         if kind(key .. suffix) == "hash" then running(key .. suffix) end
