@@ -126,15 +126,18 @@ if counts[2] > 0 then
   for _, member in ipairs(rcall("ZRANGE", KEYS[2], 0, tonumber(ARGV[3]) - 1)) do
     local id = string.match(member, "^([^:]+):") or member
     local jk = prefix .. id
-    if kind(jk) == "hash" then
-      local raw = field(jk, "started_at")
-      local at = iso_ms(raw)
+    -- One HSTRLEN: 0 for a job (or field) that is gone, an error for a key that is not a hash.
+    local len = redis.pcall("HSTRLEN", jk, "started_at")
+    if type(len) == "number" and len > 0 then
+      local at = len <= 64 and iso_ms(rcall("HGET", jk, "started_at"))
       if at then
         if started < 0 or at < started then started = at end
-      elseif raw ~= nil then
+      else
         errors = errors + 1
       end
       if #running < 100 then running[#running + 1] = id end
+    elseif type(len) ~= "number" then
+      errors = errors + 1
     end
   end
 end
