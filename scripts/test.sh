@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq openssl
+apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq ruby-redis-namespace openssl
 command -v npm >/dev/null || apt_install nodejs npm
 python3 -c "import rq, celery, packaging" 2>/dev/null || python3 -m pip install -q -r tests/producers/requirements.txt
 # The real queue libraries the tests produce and work jobs with, pinned by package-lock.json

@@ -336,6 +336,21 @@ pub const QUEUE_SERVER_FAILED: M =
 /// Sidekiq busy.
 pub const QUEUE_SERVER_BUSY: M =
     M::gauge("redline_queue_server_busy_workers", "Worker threads busy with a job, server-wide (Sidekiq).");
+/// Collections in which a queue counter may have missed jobs (RQ).
+pub const QUEUE_COUNT_UNCERTAIN: M = M::counter(
+    "redline_queue_count_uncertain",
+    "Collections in which a queue's completed/failed counter may have missed jobs, by counter and reason (see README).",
+);
+/// Whether a job count is an estimate (Celery active from a sliced pass).
+pub const QUEUE_JOBS_ESTIMATED: M = M::gauge(
+    "redline_queue_jobs_estimated",
+    "1 if redline_queue_jobs for this state is an estimate (Celery active from a pass over a large unacked hash), else 0.",
+);
+/// Whether the oldest-ready age is only a lower bound.
+pub const QUEUE_OLDEST_READY_AGE_LOWER_BOUND: M = M::gauge(
+    "redline_queue_oldest_ready_age_lower_bound",
+    "1 if redline_queue_oldest_ready_age_seconds may be below the truth (bounded scan, or jobs present before redline first saw them), else 0.",
+);
 /// Round trips to Redis.
 pub const REDIS_ROUND_TRIPS: M = M::counter(
     "redline_redis_round_trips",

@@ -60,10 +60,23 @@ fn celery_priority_subqueues_unacked_and_first_seen_age() {
     std::thread::sleep(Duration::from_millis(2100));
     let age = m("redline_queue_oldest_ready_age_seconds", "").expect("age");
     assert!(age >= 1.0, "age measured from first sight must grow: {age}");
-    producer("python3", "py_queues.py", &["celery", "work", &opts("\"queue\":\"reports\",\"seconds\":6")]);
-    wait_for("celery drained", Duration::from_secs(15), || {
-        m("redline_queue_jobs", ",state=\"waiting\"") == Some(0.0)
-    });
+    let mut worker = std::process::Command::new("python3")
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers"))
+        .args(["py_queues.py", "celery", "work", &opts("\"queue\":\"reports\",\"exec\":true")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("python3");
+    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for("celery drained", Duration::from_secs(60), || {
+            m("redline_queue_jobs", ",state=\"waiting\"") == Some(0.0)
+        })
+    }));
+    let _ = worker.kill();
+    let _ = worker.wait();
+    if let Err(e) = drained {
+        std::panic::resume_unwind(e);
+    }
     assert_eq!(m("redline_queue_oldest_ready_age_seconds", ""), Some(0.0));
     let text = d.scrape();
     // Celery's own pidbox/event queues are not reported as work queues.

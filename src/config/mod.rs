@@ -550,6 +550,9 @@ impl Config {
                 if !q.discovers() && q.names.is_empty() {
                     push(at, format!("redis[{i}].queues[{j}]: list queue names or set discover: true"));
                 }
+                for p in q.problems() {
+                    push(at, format!("redis[{i}].queues[{j}]: {p}"));
+                }
             }
         }
         for (i, t) in self.postgres.iter().enumerate() {

@@ -59,6 +59,13 @@ pub struct QueueSource {
     pub names: Vec<String>,
     /// Find more queues with a background SCAN. Defaults to true when `names` is empty.
     pub discover: Option<bool>,
+    /// Celery only: kombu's separator between a queue name and its priority step
+    /// (`broker_transport_options={'sep': ...}`). Unset: taken from kombu's own binding keys
+    /// when discovery finds the queue, else kombu's default `"\x06\x16"`.
+    pub sep: Option<String>,
+    /// Celery only: kombu's `priority_steps`. Unset: every step kombu can produce (0-9) is
+    /// read, which covers any setting at the cost of a few more key lookups per queue.
+    pub priority_steps: Option<Vec<i64>>,
 }
 
 impl QueueSource {
@@ -70,5 +77,59 @@ impl QueueSource {
     /// Whether discovery is on.
     pub fn discovers(&self) -> bool {
         self.discover.unwrap_or(self.names.is_empty())
+    }
+
+    /// Problems with the system-specific settings, one message each.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.system != System::Celery {
+            if self.sep.is_some() {
+                out.push(format!("sep applies to celery only, not {}", self.system.as_str()));
+            }
+            if self.priority_steps.is_some() {
+                out.push(format!("priority_steps applies to celery only, not {}", self.system.as_str()));
+            }
+            return out;
+        }
+        if self.sep.as_deref() == Some("") {
+            out.push("sep must not be empty".into());
+        }
+        if let Some(steps) = &self.priority_steps {
+            if steps.is_empty() {
+                out.push("priority_steps must list at least one step".into());
+            }
+            if steps.windows(2).any(|w| w[0] >= w[1]) {
+                out.push("priority_steps must be in ascending order, as kombu requires".into());
+            }
+        }
+        out
+    }
+}
+
+/// kombu's default separator between a queue name and its priority step.
+pub const KOMBU_SEP: &str = "\x06\x16";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(yaml: &str) -> QueueSource {
+        serde_yaml_ng::from_str(yaml).expect("queue source")
+    }
+
+    #[test]
+    fn celery_takes_sep_and_priority_steps() {
+        let s = source("system: celery\nsep: \":\"\npriority_steps: [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]\n");
+        assert_eq!(s.sep.as_deref(), Some(":"));
+        assert_eq!(s.priority_steps.as_ref().map(Vec::len), Some(10));
+        assert!(s.problems().is_empty());
+    }
+
+    #[test]
+    fn kombu_settings_elsewhere_or_malformed_are_problems() {
+        assert_eq!(source("system: rq\nsep: \":\"\n").problems().len(), 1);
+        assert_eq!(source("system: celery\nsep: \"\"\n").problems().len(), 1);
+        assert_eq!(source("system: celery\npriority_steps: [3, 0]\n").problems().len(), 1);
+        assert_eq!(source("system: celery\npriority_steps: []\n").problems().len(), 1);
     }
 }

@@ -173,8 +173,7 @@ async fn find(
             Ok(members
                 .iter()
                 .flatten()
-                .filter_map(|m| m.split("\x06\x16").nth(2))
-                .map(String::from)
+                .filter_map(|m| super::celery::binding_queue(m, s.sep.as_deref()))
                 .collect())
         }
     }

@@ -87,6 +87,8 @@ pub struct Reading {
     pub workers: Option<f64>,
     /// Whether the system keeps finished jobs, so completion counters and durations exist.
     pub tracks_finished: bool,
+    /// The system keeps no record of retries: no retried counter rather than a false 0.
+    pub retries_unknown: bool,
     /// System-specific samples: definition, labels beyond target/system/queue, value.
     pub extra: Vec<(&'static MetricDef, Vec<Label>, f64)>,
 }
@@ -122,8 +124,10 @@ pub struct QueueState {
     retried: f64,
     wait: Histogram,
     processing: Histogram,
-    /// When redline first saw a message (systems whose messages carry no enqueue time).
-    pub first_seen: HashMap<String, f64>,
+    /// RQ: registry bands, result_ttl lines, jobs timed.
+    pub rq: rq::Memory,
+    /// Celery: when redline first saw the messages of each priority sub-queue.
+    pub celery: celery::Memory,
 }
 
 /// Configured and discovered queues of one Redis target, and their state.
@@ -140,6 +144,8 @@ pub struct Queues {
     state: HashMap<QueueRef, QueueState>,
     errors: HashMap<(System, QueueError), f64>,
     dropped: usize,
+    /// Celery: passes over large `unacked` hashes, per key prefix.
+    celery_unacked: HashMap<String, celery::UnackedScan>,
 }
 
 /// A once-per-collection command shared by the queues of one system.
@@ -179,6 +185,7 @@ impl Queues {
             state: HashMap::new(),
             errors: HashMap::new(),
             dropped: 0,
+            celery_unacked: HashMap::new(),
         }
     }
 
@@ -251,7 +258,7 @@ impl Queues {
                     pipe.cmd("CLIENT").arg("LIST");
                 }
                 Global::Sidekiq(prefix) => sidekiq::add_global(pipe, prefix),
-                Global::Celery(prefix) => celery::add_global(pipe, prefix),
+                Global::Celery(prefix) => celery::add_global(pipe, prefix, self.celery_unacked.get(prefix)),
             }
         }
         let mut entries = Vec::with_capacity(queues.len());
@@ -264,7 +271,7 @@ impl Queues {
                 System::Bull => bullmq::add_commands(pipe, &q, st, self.max_samples, bullmq::Layout::Bull),
                 System::Rq => rq::add_commands(pipe, &q, st, self.max_samples),
                 System::Sidekiq => sidekiq::add_commands(pipe, &q),
-                System::Celery => celery::add_commands(pipe, &q),
+                System::Celery => celery::add_commands(pipe, &q, st, &celery::settings(&self.sources, &q)),
                 System::Stream => streams::add_commands(pipe, &q),
             };
             entries.push((q, cmds));
@@ -288,7 +295,8 @@ impl Queues {
                     sidekiq::read_global(reply).map(|v| g.sidekiq.insert(prefix.clone(), v)).is_some()
                 }
                 Global::Celery(prefix) => {
-                    celery::read_global(reply).map(|v| g.celery.insert(prefix.clone(), v)).is_some()
+                    let scan = self.celery_unacked.entry(prefix.clone()).or_default();
+                    celery::read_global(reply, scan).map(|v| g.celery.insert(prefix.clone(), v)).is_some()
                 }
             };
             if !ok {
@@ -301,10 +309,6 @@ impl Queues {
                 *self.errors.entry((system, QueueError::ReadFailed)).or_default() += 1.0;
             }
         }
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64() * 1000.0)
-            .unwrap_or(0.0);
         for (q, cmds) in plan.entries {
             let slice = replies.get(i..i + cmds).unwrap_or(&[]);
             i += cmds;
@@ -314,7 +318,9 @@ impl Queues {
                 System::Bull => bullmq::read(slice, st, bullmq::Layout::Bull),
                 System::Rq => rq::read(slice, st),
                 System::Sidekiq => sidekiq::read(slice, &q, g.sidekiq.get(&q.prefix)),
-                System::Celery => celery::read(slice, &q, st, g.celery.get(&q.prefix), now_ms),
+                System::Celery => {
+                    celery::read(slice, &q, st, &celery::settings(&self.sources, &q), g.celery.get(&q.prefix))
+                }
                 System::Stream => streams::read(slice),
             };
             match result {
@@ -425,7 +431,9 @@ impl Queues {
         // The queue's own metrics keys survive redline restarts; prefer them when present.
         out.add(&n::QUEUE_JOBS_COMPLETED, base(), r.completed_total.unwrap_or(st.completed));
         out.add(&n::QUEUE_JOBS_FAILED, base(), r.failed_total.unwrap_or(st.failed));
-        out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
+        if !r.retries_unknown {
+            out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
+        }
         // Queues named in SLOs keep their histograms: the SLI is read from them.
         if !self.histograms && !slo_named {
             return;

@@ -6,8 +6,10 @@ use std::collections::HashMap;
 
 use redis::{RedisResult, Value};
 
+use super::reply::Fields;
 use super::script::lua_script;
-use super::{int, list, script_reply, text, QueueError, QueueRef, Reading};
+use super::{int, text, QueueError, QueueRef, Reading};
+use crate::names as n;
 
 lua_script!(QUEUE, "sidekiq.lua");
 lua_script!(GLOBAL, "sidekiq_global.lua");
@@ -58,25 +60,25 @@ pub fn add_global(pipe: &mut redis::Pipeline, prefix: &str) {
     GLOBAL.call(pipe, &keys, &[n]);
 }
 
-/// Reads the global call's reply.
+/// Reads the global call's reply. A counter or set of the wrong type reads -1 and is left out.
 pub fn read_global(reply: Option<&RedisResult<Value>>) -> Option<Global> {
-    let a = list(reply?.as_ref().ok())?;
+    let f = Fields::parse(reply?.as_ref().ok()?).ok()?;
     let mut g = Global {
-        scheduled: int(a.first())?,
-        retry: int(a.get(1))?,
-        dead: int(a.get(2))?,
-        processed: int(a.get(3))?,
-        failed: int(a.get(4))?,
+        scheduled: f.num("scheduled")?,
+        retry: f.num("retry")?,
+        dead: f.num("dead")?,
+        processed: f.num("processed")?,
+        failed: f.num("failed")?,
         processes: Vec::new(),
-        bad_data: int(a.get(6)).unwrap_or(0.0) as u64,
+        bad_data: f.num("errors").unwrap_or(0.0) as u64,
         running_since: HashMap::new(),
     };
-    for p in list(a.get(7)).unwrap_or(&[]).chunks_exact(2) {
+    for p in f.list("running").unwrap_or(&[]).chunks_exact(2) {
         if let (Some(queue), Some(at)) = (text(p.first()), text(p.get(1)).and_then(|s| s.parse().ok())) {
             g.running_since.insert(queue, at);
         }
     }
-    for p in list(a.get(5)).unwrap_or(&[]).chunks_exact(2) {
+    for p in f.list("processes").unwrap_or(&[]).chunks_exact(2) {
         let queues = text(p.get(1)).unwrap_or_default();
         g.processes.push((
             int(p.first()).unwrap_or(0.0),
@@ -98,19 +100,23 @@ pub fn read(
     q: &QueueRef,
     global: Option<&Global>,
 ) -> Result<Reading, QueueError> {
-    let a = script_reply(replies)?;
-    let mut r = Reading::default();
-    match int(a.first()) {
-        Some(len) if len >= 0.0 => r.states.push(("waiting", len)),
-        _ => r.bad_data += 1,
+    let v = match replies.first() {
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return Err(QueueError::ReadFailed),
+        None => return Err(QueueError::BadReply),
+    };
+    let f = Fields::parse(v)?;
+    let now = f.need("now_ms")?;
+    let mut r = Reading { bad_data: f.num("errors").unwrap_or(0.0) as u64, ..Reading::default() };
+    if let Some(len) = f.num("len").filter(|l| *l >= 0.0) {
+        r.states.push(("waiting", len));
     }
-    let now = int(a.get(1)).ok_or(QueueError::BadReply)?;
-    r.oldest_ready_age = match int(a.get(2)) {
+    r.oldest_ready_age = match f.num("oldest_ms") {
         Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
         _ => 0.0,
     };
-    r.oldest_ready_ms = int(a.get(2)).filter(|ms| *ms >= 0.0);
-    r.bad_data += int(a.get(3)).unwrap_or(0.0) as u64;
+    r.oldest_ready_ms = f.num("oldest_ms").filter(|ms| *ms >= 0.0);
+    r.extra.push((&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, vec![], f.num("lower").unwrap_or(0.0)));
     r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
     if let Some(at) = global.and_then(|g| g.running_since.get(&q.name)) {
         r.running_since(now, at * 1000.0);
