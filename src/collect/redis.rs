@@ -304,9 +304,7 @@ fn value_text(v: &Value) -> String {
 /// redis-rs never includes the password in these.
 fn describe(e: &redis::RedisError) -> String {
     let mut s = e.to_string();
-    if s.len() > 300 {
-        s.truncate(300);
-    }
+    crate::text::truncate(&mut s, 300);
     s
 }
 
@@ -327,5 +325,19 @@ impl Collector for RedisCollector {
         self.conn = None;
         self.backoff.failed();
         self.last_connect_error = "previous collection timed out".into();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_multibyte_error_text_is_clipped_without_panicking() {
+        let e = redis::RedisError::from((redis::ErrorKind::Io, "server said", "é€🦀".repeat(100)));
+        let s = describe(&e);
+        assert!(s.len() <= 300 && s.starts_with("server said"), "{s}");
+        // The old byte truncation panicked here: byte 300 is inside a character.
+        assert!(!e.to_string().is_char_boundary(300));
     }
 }
