@@ -4,9 +4,8 @@
 //! (missing extension, missing privilege) is found once, logged once, reported as
 //! `redline_pg_query_allowed{query} 0`, and left out from then on.
 
-use std::time::Duration;
-
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 use super::backoff::Backoff;
@@ -28,13 +27,8 @@ pub struct PostgresCollector {
 impl PostgresCollector {
     /// Prepares the collector; connects on the first collection.
     pub fn new(target: ResolvedPostgres) -> Self {
-        Self {
-            target,
-            client: None,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
-            last_error: String::new(),
-            refused: Refused::new(),
-        }
+        let backoff = Backoff::for_interval(target.interval);
+        Self { target, client: None, backoff, last_error: String::new(), refused: Refused::new() }
     }
 
     fn limits(&self) -> Limits {
@@ -61,6 +55,7 @@ impl PostgresCollector {
             .connect_timeout(self.target.timeout)
             // Every query of the session is bounded server-side too.
             .options(format!("-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"));
+        let started = Instant::now();
         let result = async {
             let (client, connection) = cfg.connect(NoTls).await?;
             let task = tokio::spawn(async move {
@@ -85,7 +80,7 @@ impl PostgresCollector {
                 Ok(())
             }
             Err(e) => {
-                self.backoff.failed();
+                self.backoff.failed_since(started);
                 self.last_error = describe(&e);
                 Err(CollectError::Connect(self.last_error.clone()))
             }
@@ -197,7 +192,9 @@ impl Collector for PostgresCollector {
 
     fn reset(&mut self) {
         self.drop_client();
-        self.backoff.failed();
+        // The collection that overran started one deadline ago.
+        let started = Instant::now().checked_sub(self.target.timeout).unwrap_or_else(Instant::now);
+        self.backoff.failed_since(started);
         self.last_error = "previous collection timed out".into();
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
+use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::queues::{discovery, Queues};
@@ -113,6 +114,7 @@ impl RedisCollector {
         }
         .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
         let timeout = target.timeout;
+        let backoff = Backoff::for_interval(target.interval);
         let queues =
             (!target.queues.is_empty()).then(|| Queues::new(&target.name, target.queues.clone(), &limits));
         Ok(Self {
@@ -120,7 +122,7 @@ impl RedisCollector {
             limits,
             client,
             conn: None,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            backoff,
             last_connect_error: String::new(),
             allowed: HashMap::new(),
             slowlog_last_id: None,
@@ -141,6 +143,7 @@ impl RedisCollector {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
+        let started = Instant::now();
         match self.client.get_multiplexed_async_connection_with_config(&cfg).await {
             Ok(c) => {
                 self.backoff.succeeded();
@@ -151,7 +154,7 @@ impl RedisCollector {
                 Ok(c)
             }
             Err(e) => {
-                self.backoff.failed();
+                self.backoff.failed_since(started);
                 self.last_connect_error = describe(&e);
                 Err(CollectError::Connect(self.last_connect_error.clone()))
             }
@@ -174,6 +177,7 @@ impl RedisCollector {
     }
 
     async fn collect_once(&mut self) -> Result<Vec<Family>, CollectError> {
+        let started = Instant::now();
         let mut conn = self.connection().await?;
         let optional: Vec<Optional> =
             Optional::ALL.iter().copied().filter(|o| self.allowed.get(o.label()) != Some(&false)).collect();
@@ -190,7 +194,7 @@ impl RedisCollector {
             Err(e) => {
                 // Unknown connection state: reconnect next time.
                 self.conn = None;
-                self.backoff.failed();
+                self.backoff.failed_since(started);
                 self.last_connect_error = describe(&e);
                 return Err(CollectError::Query(self.last_connect_error.clone()));
             }
@@ -323,7 +327,8 @@ impl Collector for RedisCollector {
 
     fn reset(&mut self) {
         self.conn = None;
-        self.backoff.failed();
+        // The collection that overran started one deadline ago.
+        self.backoff.failed_since(Instant::now().checked_sub(self.timeout).unwrap_or_else(Instant::now));
         self.last_connect_error = "previous collection timed out".into();
     }
 }
