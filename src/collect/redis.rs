@@ -68,6 +68,8 @@ pub struct RedisCollector {
     /// `None`: not tried on this connection yet; `Some(false)`: refused, not sent again.
     allowed: HashMap<&'static str, bool>,
     slowlog_last_id: Option<i64>,
+    /// The server's `run_id`: a new one (restart, failover) restarts the slow log's ids.
+    run_id: Option<String>,
     timeout: Duration,
     queues: Option<Queues>,
     discovery: Option<tokio::task::JoinHandle<()>>,
@@ -126,6 +128,7 @@ impl RedisCollector {
             last_connect_error: String::new(),
             allowed: HashMap::new(),
             slowlog_last_id: None,
+            run_id: None,
             timeout,
             queues,
             discovery: None,
@@ -244,6 +247,15 @@ impl RedisCollector {
     fn families(&mut self, info_text: &str, got: &HashMap<Optional, Value>) -> Vec<Family> {
         let target = self.target.name.as_str();
         let info = Info::parse(info_text);
+        if let Some(run_id) = info.get("run_id") {
+            if self.run_id.as_deref() != Some(run_id) {
+                if self.run_id.is_some() {
+                    // Another server process: every entry in its slow log is new to us.
+                    self.slowlog_last_id = Some(-1);
+                }
+                self.run_id = Some(run_id.to_string());
+            }
+        }
         let mut out = FamilySet::new();
         let maxclients = got.get(&Optional::ConfigMaxclients).and_then(config_value);
         replies::info_families(&info, target, maxclients, self.limits.max_commands, &mut out);
