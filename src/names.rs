@@ -362,6 +362,11 @@ pub const PG_QUERY_ALLOWED: M = M::gauge(
     "redline_pg_query_allowed",
     "1 if redline can run this group of queries, 0 if the server refused it (missing extension or privilege).",
 );
+/// Transient query errors.
+pub const PG_QUERY_ERRORS: M = M::counter(
+    "redline_pg_query_errors",
+    "Query groups that failed for a passing reason (statement or lock timeout, cancel, …) by SQLSTATE; retried next collection.",
+);
 /// Connections.
 pub const PG_CONNECTIONS: M = M::gauge("redline_pg_connections", "Client connections by database and state.");
 /// max_connections.
