@@ -5,6 +5,7 @@ pub mod backoff;
 pub mod host;
 pub mod postgres;
 pub mod postgres_sql;
+pub mod postgres_tls;
 pub mod queues;
 pub mod redis;
 pub mod redis_replies;

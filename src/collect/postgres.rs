@@ -8,12 +8,14 @@
 
 use std::collections::BTreeMap;
 
+use postgres_openssl::MakeTlsConnector;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::backoff::Backoff;
 use super::postgres_sql::{self as sql, Caps, Limits, Refused};
+use super::postgres_tls::{self, ConnectFailure};
 use super::{BoxFuture, CollectError, Collector};
 use crate::config::ResolvedPostgres;
 use crate::metrics::{label, Family, FamilySet};
@@ -23,6 +25,8 @@ use crate::names as n;
 pub struct PostgresCollector {
     target: ResolvedPostgres,
     client: Option<(Client, Caps, JoinHandle<()>)>,
+    /// Built on the first connect from the target's TLS material, then reused.
+    connector: Option<MakeTlsConnector>,
     backoff: Backoff,
     last_error: String,
     refused: Refused,
@@ -39,6 +43,7 @@ impl PostgresCollector {
         Self {
             target,
             client: None,
+            connector: None,
             backoff,
             last_error: String::new(),
             refused: Refused::new(),
@@ -75,15 +80,33 @@ impl PostgresCollector {
             // Every query of the session is bounded server-side too.
             .options(format!("-c statement_timeout={timeout_ms} -c lock_timeout={lock_ms}"));
         let started = Instant::now();
+        let connector = match &self.connector {
+            Some(c) => c.clone(),
+            None => match postgres_tls::connector(&self.target.tls) {
+                Ok(c) => self.connector.insert(c).clone(),
+                Err(e) => {
+                    self.backoff.failed_since(started);
+                    self.last_error = e;
+                    return Err(CollectError::Connect(self.last_error.clone()));
+                }
+            },
+        };
+        let tls = &self.target.tls;
         let result = async {
-            let (client, connection) = cfg.connect(NoTls).await?;
+            let (client, connection) =
+                postgres_tls::connect(cfg, tls, &connector).await.map_err(|f| describe_failure(&f))?;
             let task = tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!("postgres connection closed: {e}");
                 }
             });
-            let rows = rows(client.simple_query(sql::PROBE).await?);
-            Ok::<_, tokio_postgres::Error>((client, rows, task))
+            match client.simple_query(sql::PROBE).await {
+                Ok(msgs) => Ok((client, rows(msgs), task)),
+                Err(e) => {
+                    task.abort();
+                    Err(describe(&e))
+                }
+            }
         }
         .await;
         match result {
@@ -100,7 +123,7 @@ impl PostgresCollector {
             }
             Err(e) => {
                 self.backoff.failed_since(started);
-                self.last_error = describe(&e);
+                self.last_error = e;
                 Err(CollectError::Connect(self.last_error.clone()))
             }
         }
@@ -210,6 +233,17 @@ fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
             _ => None,
         })
         .collect()
+}
+
+/// A failed connect as text: the one attempt's reason, or each attempt's in order
+/// (`allow`/`prefer` try both ways).
+fn describe_failure(f: &ConnectFailure) -> String {
+    match f.attempts.as_slice() {
+        [(_, e)] => describe(e),
+        many => {
+            many.iter().map(|(how, e)| format!("{how}: {}", describe(e))).collect::<Vec<_>>().join("; then ")
+        }
+    }
 }
 
 /// An error as text safe to log: tokio-postgres never includes the password; the server's
