@@ -214,6 +214,11 @@ pub const HOST_FS_SIZE: M =
 /// FS available.
 pub const HOST_FS_AVAILABLE: M =
     M::gauge("redline_host_filesystem_available_bytes", "Filesystem space available to unprivileged users.");
+/// Hung mounts.
+pub const HOST_FS_STUCK: M = M::gauge(
+    "redline_host_filesystem_stuck",
+    "1 if statvfs on this mount point did not answer in time (hung NFS/FUSE mount); it is skipped until it does.",
+);
 /// Net rx.
 pub const HOST_NET_RX: M = M::counter("redline_host_network_receive_bytes", "Bytes received per interface.");
 /// Net tx.
