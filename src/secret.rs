@@ -296,8 +296,9 @@ fn key_value_pairs(s: &str) -> Result<Vec<(&str, String, &str)>, String> {
     Ok(out)
 }
 
-/// PostgreSQL connection settings (URL or key=value) with any password split off.
-#[derive(Clone)]
+/// PostgreSQL connection settings (URL or key=value) with any password split off. Equality
+/// covers everything, TLS parameters and password included, so a reload can tell any change.
+#[derive(Clone, PartialEq)]
 pub struct PgDsn {
     config: tokio_postgres::Config,
     password: Option<Secret>,

@@ -40,8 +40,9 @@ pub enum RootCerts {
     Pem(Vec<u8>),
 }
 
-/// A PostgreSQL target's TLS, resolved: the mode and the PEM material it needs.
-#[derive(Clone)]
+/// A PostgreSQL target's TLS, resolved: the mode and the PEM material it needs. Equality
+/// compares the material itself, so a reload sees a replaced CA or key file.
+#[derive(Clone, PartialEq)]
 pub struct PgTls {
     /// How TLS is used and what is verified.
     pub mode: SslMode,

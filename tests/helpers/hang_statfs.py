@@ -8,6 +8,8 @@ Mounts an empty directory at MOUNTPOINT, prints "mounted" and serves it. statfs 
 left unanswered while RELEASE_FILE does not exist; once it appears they (and every later one)
 are answered with a small fixed size. Exits when the kernel ends the connection (umount or
 an abort through /sys/fs/fuse/connections). Needs root; uses only the standard library.
+Run it under `unshare --mount --propagation private` so the hung mount exists only in its own
+mount namespace: any process on the machine that statfs'es every mount would hang on it.
 """
 import ctypes
 import errno
