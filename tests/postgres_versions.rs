@@ -73,7 +73,7 @@ fn primary_and_standby(major: u32) {
         let series = format!("redline_pg_query_allowed{{target=\"{target}\",query=\"statements\"}}");
         assert_eq!(value(&t, &series), Some(0.0), "{t}");
         let errors = format!("redline_collector_errors_total{{collector=\"postgres\",target=\"{target}\"}}");
-        assert_eq!(value(&t, &errors), Some(0.0), "{t}");
+        assert_eq!(value(&t, &errors), Some(0.0), "{t}\n--- log:\n{}", d.log_text());
     }
     assert!(
         value(&t, "redline_pg_checkpoints_total{target=\"p\",kind=\"requested\"}").unwrap_or(0.0) >= 1.0,

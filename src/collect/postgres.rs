@@ -25,8 +25,9 @@ use crate::names as n;
 pub struct PostgresCollector {
     target: ResolvedPostgres,
     client: Option<(Client, Caps, JoinHandle<()>)>,
-    /// Built on the first connect from the target's TLS material, then reused.
-    connector: Option<MakeTlsConnector>,
+    /// Built once from the target's TLS material (loading CA stores costs milliseconds: not
+    /// inside a collection's deadline); an error is reported by every connect attempt.
+    connector: Result<MakeTlsConnector, String>,
     backoff: Backoff,
     last_error: String,
     refused: Refused,
@@ -40,10 +41,11 @@ impl PostgresCollector {
     /// Prepares the collector; connects on the first collection.
     pub fn new(target: ResolvedPostgres) -> Self {
         let backoff = Backoff::for_interval(target.interval);
+        let connector = postgres_tls::connector(&target.tls);
         Self {
             target,
             client: None,
-            connector: None,
+            connector,
             backoff,
             last_error: String::new(),
             refused: Refused::new(),
@@ -81,15 +83,12 @@ impl PostgresCollector {
             .options(format!("-c statement_timeout={timeout_ms} -c lock_timeout={lock_ms}"));
         let started = Instant::now();
         let connector = match &self.connector {
-            Some(c) => c.clone(),
-            None => match postgres_tls::connector(&self.target.tls) {
-                Ok(c) => self.connector.insert(c).clone(),
-                Err(e) => {
-                    self.backoff.failed_since(started);
-                    self.last_error = e;
-                    return Err(CollectError::Connect(self.last_error.clone()));
-                }
-            },
+            Ok(c) => c.clone(),
+            Err(e) => {
+                self.backoff.failed_since(started);
+                self.last_error = e.clone();
+                return Err(CollectError::Connect(self.last_error.clone()));
+            }
         };
         let tls = &self.target.tls;
         let result = async {

@@ -3,8 +3,8 @@
 //! | mode | attempts | server certificate |
 //! |---|---|---|
 //! | disable | plain | — |
-//! | allow | plain, then TLS if the server refused the plain one | verified only with a root certificate |
-//! | prefer | TLS (plain if the server has none), then plain if the TLS attempt failed | verified only with a root certificate |
+//! | allow | plain, then TLS if pg_hba.conf had no entry for plain | verified only with a root certificate |
+//! | prefer | TLS (plain if the server has none), then plain if the handshake failed or pg_hba.conf had no entry for TLS | verified only with a root certificate |
 //! | require | TLS | verified (chain only) only with a root certificate |
 //! | verify-ca | TLS | chain to the root certificate |
 //! | verify-full | TLS | chain, and the certificate names the host |
@@ -87,12 +87,13 @@ pub struct ConnectFailure {
     pub attempts: Vec<(&'static str, tokio_postgres::Error)>,
 }
 
-/// Whether a failed attempt lets the next one (in `allow`/`prefer`) go ahead: the server
-/// refused the session or the TLS handshake failed; a refused or timed-out TCP connect would
-/// fail the same way again.
+/// Whether a failed attempt lets the next one (in `allow`/`prefer`) go ahead: pg_hba.conf had
+/// no entry for this kind of connection (`hostssl`/`hostnossl`, SQLSTATE 28000) or the TLS
+/// handshake failed. A wrong password, a refused or timed-out TCP connect would fail the same
+/// way again.
 fn falls_back(e: &tokio_postgres::Error) -> bool {
-    if e.as_db_error().is_some() {
-        return true;
+    if let Some(db) = e.as_db_error() {
+        return db.code().code() == "28000";
     }
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
