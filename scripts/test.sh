@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 
 apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq ruby-redis-namespace openssl
+# tests/host_collector.rs: unshare/nsenter give its hung FUSE mount a private mount namespace
+# (the FUSE server itself is tests/helpers/hang_statfs.py, standard library only, on /dev/fuse).
+apt_install util-linux
 command -v npm >/dev/null || apt_install nodejs npm
 python3 -c "import rq, celery, packaging" 2>/dev/null || python3 -m pip install -q -r tests/producers/requirements.txt
 # The real queue libraries the tests produce and work jobs with, pinned by package-lock.json

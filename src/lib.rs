@@ -18,4 +18,5 @@ pub mod secret;
 pub mod serve;
 pub mod slo;
 pub mod snapshot;
+pub mod text;
 pub mod thresholds;

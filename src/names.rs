@@ -214,6 +214,11 @@ pub const HOST_FS_SIZE: M =
 /// FS available.
 pub const HOST_FS_AVAILABLE: M =
     M::gauge("redline_host_filesystem_available_bytes", "Filesystem space available to unprivileged users.");
+/// Hung mounts.
+pub const HOST_FS_STUCK: M = M::gauge(
+    "redline_host_filesystem_stuck",
+    "1 if statvfs on this mount point did not answer in time (hung NFS/FUSE mount); it is skipped until it does.",
+);
 /// Net rx.
 pub const HOST_NET_RX: M = M::counter("redline_host_network_receive_bytes", "Bytes received per interface.");
 /// Net tx.
@@ -387,6 +392,11 @@ pub const PG_INSTANCE_INFO: M =
 pub const PG_QUERY_ALLOWED: M = M::gauge(
     "redline_pg_query_allowed",
     "1 if redline can run this group of queries, 0 if the server refused it (missing extension or privilege).",
+);
+/// Transient query errors.
+pub const PG_QUERY_ERRORS: M = M::counter(
+    "redline_pg_query_errors",
+    "Query groups that failed for a passing reason (statement or lock timeout, cancel, …) by SQLSTATE; retried next collection.",
 );
 /// Connections.
 pub const PG_CONNECTIONS: M = M::gauge("redline_pg_connections", "Client connections by database and state.");

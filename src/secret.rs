@@ -109,11 +109,200 @@ impl<'de> Deserialize<'de> for RedisUrl {
     }
 }
 
-/// PostgreSQL connection settings (URL or key=value) with any password split off.
-#[derive(Clone)]
+/// libpq's `sslmode`: whether and how TLS protects a PostgreSQL connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    /// Plain TCP only.
+    Disable,
+    /// Plain TCP first; TLS if the server refuses it.
+    Allow,
+    /// TLS first; plain TCP if the server has no TLS or the TLS attempt fails (libpq's default).
+    Prefer,
+    /// TLS only; the certificate is verified only when a root certificate is given.
+    Require,
+    /// TLS only; the server certificate must chain to the root certificate.
+    VerifyCa,
+    /// As `verify-ca`, and the certificate must name the host connected to.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Allow => "allow",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyCa => "verify-ca",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        [
+            SslMode::Disable,
+            SslMode::Allow,
+            SslMode::Prefer,
+            SslMode::Require,
+            SslMode::VerifyCa,
+            SslMode::VerifyFull,
+        ]
+        .into_iter()
+        .find(|m| m.as_str() == s)
+    }
+}
+
+/// The TLS parameters of a DSN (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`), which
+/// tokio-postgres does not read itself. Paths are as written (files are read at resolution).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PgSslParams {
+    /// `sslmode`.
+    pub mode: Option<SslMode>,
+    /// `sslrootcert`: a PEM file, or `system` for the system trust store.
+    pub root_cert: Option<String>,
+    /// `sslcert`: the client certificate (PEM).
+    pub cert: Option<String>,
+    /// `sslkey`: the client certificate's private key (PEM, unencrypted).
+    pub key: Option<String>,
+}
+
+/// libpq TLS parameters redline does not implement: named in an error rather than ignored.
+const UNSUPPORTED_SSL_PARAMS: &[&str] = &[
+    "sslpassword",
+    "sslcrl",
+    "sslcrldir",
+    "sslsni",
+    "sslcompression",
+    "sslcertmode",
+    "ssl_min_protocol_version",
+    "ssl_max_protocol_version",
+    "requiressl",
+];
+
+/// Removes the TLS parameters from a DSN (URL or key=value form), returning the rest for
+/// tokio-postgres. Errors name the parameter, never a value.
+fn split_ssl_params(dsn: &str) -> Result<(String, PgSslParams), String> {
+    let mut params = PgSslParams::default();
+    let mut take = |key: &str, value: String| -> Result<bool, String> {
+        let slot = match key {
+            "sslmode" => {
+                params.mode = Some(SslMode::parse(&value).ok_or(
+                    "invalid PostgreSQL DSN: sslmode must be disable, allow, prefer, require, verify-ca or verify-full",
+                )?);
+                return Ok(true);
+            }
+            "sslrootcert" => &mut params.root_cert,
+            "sslcert" => &mut params.cert,
+            "sslkey" => &mut params.key,
+            k if UNSUPPORTED_SSL_PARAMS.contains(&k) => {
+                return Err(format!("invalid PostgreSQL DSN: {k} is not supported by redline"))
+            }
+            _ => return Ok(false),
+        };
+        *slot = Some(value);
+        Ok(true)
+    };
+    let url_body = dsn.strip_prefix("postgres://").or_else(|| dsn.strip_prefix("postgresql://"));
+    if let Some(body) = url_body {
+        // Credentials end at the first '@' (as tokio-postgres reads them); the query follows '?'.
+        let after_credentials = body.find('@').map_or(0, |i| i + 1);
+        let Some(q) = body[after_credentials..].find('?').map(|i| i + after_credentials) else {
+            return Ok((dsn.to_string(), params));
+        };
+        let mut kept = Vec::new();
+        for pair in body[q + 1..].split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            if !take(&percent_decode_strict(k)?, percent_decode_strict(v)?)? {
+                kept.push(pair);
+            }
+        }
+        let head = &dsn[..dsn.len() - body.len() + q];
+        let rest = if kept.is_empty() { head.to_string() } else { format!("{head}?{}", kept.join("&")) };
+        return Ok((rest, params));
+    }
+    let mut kept = Vec::new();
+    for (key, value, raw) in key_value_pairs(dsn)? {
+        if !take(key, value)? {
+            kept.push(raw);
+        }
+    }
+    Ok((kept.join(" "), params))
+}
+
+/// `%XX` decoding as libpq does it (`+` stays `+`); invalid UTF-8 is an error.
+fn percent_decode_strict(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = s.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok());
+            out.push(hex.ok_or("invalid PostgreSQL DSN: bad %-escape in a parameter")?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "invalid PostgreSQL DSN: a parameter is not UTF-8".to_string())
+}
+
+/// The `key = value` pairs of a key/value DSN with their raw text, following tokio-postgres'
+/// (and libpq's) rules: values may be single-quoted, a backslash escapes the next character.
+fn key_value_pairs(s: &str) -> Result<Vec<(&str, String, &str)>, String> {
+    const BAD: &str = "invalid PostgreSQL DSN: expected postgres://user@host:port/db or host=… dbname=…";
+    let mut out = Vec::new();
+    let mut it = s.char_indices().peekable();
+    let skip_ws = |it: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
+        while it.next_if(|(_, c)| c.is_whitespace()).is_some() {}
+    };
+    loop {
+        skip_ws(&mut it);
+        let Some(&(start, _)) = it.peek() else { break };
+        while it.next_if(|(_, c)| !c.is_whitespace() && *c != '=').is_some() {}
+        let key_end = it.peek().map_or(s.len(), |(i, _)| *i);
+        skip_ws(&mut it);
+        if it.next().map(|(_, c)| c) != Some('=') || key_end == start {
+            return Err(BAD.into());
+        }
+        skip_ws(&mut it);
+        let mut value = String::new();
+        if it.next_if(|(_, c)| *c == '\'').is_some() {
+            loop {
+                match it.next() {
+                    Some((_, '\'')) => break,
+                    Some((_, '\\')) => value.extend(it.next().map(|(_, c)| c)),
+                    Some((_, c)) => value.push(c),
+                    None => return Err(BAD.into()),
+                }
+            }
+        } else {
+            while let Some((_, c)) = it.next_if(|(_, c)| !c.is_whitespace()) {
+                if c == '\\' {
+                    value.extend(it.next().map(|(_, c)| c));
+                } else {
+                    value.push(c);
+                }
+            }
+            if value.is_empty() {
+                return Err(BAD.into());
+            }
+        }
+        let end = it.peek().map_or(s.len(), |(i, _)| *i);
+        out.push((&s[start..key_end], value, &s[start..end]));
+    }
+    Ok(out)
+}
+
+/// PostgreSQL connection settings (URL or key=value) with any password split off. Equality
+/// covers everything, TLS parameters and password included, so a reload can tell any change.
+#[derive(Clone, PartialEq)]
 pub struct PgDsn {
     config: tokio_postgres::Config,
     password: Option<Secret>,
+    ssl: PgSslParams,
 }
 
 impl fmt::Debug for PgDsn {
@@ -125,6 +314,7 @@ impl fmt::Debug for PgDsn {
 impl PgDsn {
     /// Parses a DSN; the error never contains the input (it may hold a password).
     pub fn parse(s: &str) -> Result<Self, String> {
+        let (s, ssl) = split_ssl_params(s)?;
         let mut config: tokio_postgres::Config = s.parse().map_err(|_| {
             "invalid PostgreSQL DSN: expected postgres://user@host:port/db or host=… dbname=…".to_string()
         })?;
@@ -151,7 +341,7 @@ impl PgDsn {
             clean.dbname(d);
         }
         config = clean;
-        Ok(PgDsn { config, password })
+        Ok(PgDsn { config, password, ssl })
     }
 
     /// `host:port/dbname`, the default target name and what messages show.
@@ -172,9 +362,14 @@ impl PgDsn {
         self.password.clone()
     }
 
-    /// Connection settings (no password; the collector adds it).
+    /// Connection settings (no password; the collector adds it, and TLS from [`Self::ssl`]).
     pub fn config(&self) -> tokio_postgres::Config {
         self.config.clone()
+    }
+
+    /// The DSN's TLS parameters.
+    pub fn ssl(&self) -> &PgSslParams {
+        &self.ssl
     }
 }
 
@@ -213,6 +408,44 @@ mod tests {
         }
         let e = PgDsn::parse("postgres://a:secret@:::bad").expect_err("bad");
         assert!(!e.contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn pg_dsn_reads_tls_parameters_in_both_forms() {
+        let url = PgDsn::parse(
+            "postgres://app:p%3Fss@db.local:5433/orders?sslmode=verify-full&sslrootcert=/etc/ca%20dir/ca.pem&application_name=x&sslcert=/c.pem&sslkey=/k.pem",
+        )
+        .expect("url");
+        let kv = PgDsn::parse(
+            "host=db.local port=5433 user=app password='p?ss' dbname=orders sslmode = verify-full \
+             sslrootcert='/etc/ca dir/ca.pem' sslcert=/c.pem sslkey=/k.pem",
+        )
+        .expect("key=value");
+        for d in [&url, &kv] {
+            assert_eq!(d.shown(), "db.local:5433/orders");
+            assert_eq!(d.password().map(|p| p.expose().to_string()).as_deref(), Some("p?ss"));
+            let ssl = d.ssl();
+            assert_eq!(ssl.mode, Some(SslMode::VerifyFull));
+            assert_eq!(ssl.root_cert.as_deref(), Some("/etc/ca dir/ca.pem"));
+            assert_eq!(ssl.cert.as_deref(), Some("/c.pem"));
+            assert_eq!(ssl.key.as_deref(), Some("/k.pem"));
+        }
+        let plain = PgDsn::parse("postgres://u@h/db").expect("no params");
+        assert_eq!(plain.ssl(), &PgSslParams::default());
+        for mode in ["disable", "allow", "prefer", "require", "verify-ca"] {
+            let d = PgDsn::parse(&format!("host=h user=u sslmode={mode}")).expect(mode);
+            assert_eq!(d.ssl().mode.map(SslMode::as_str), Some(mode));
+        }
+    }
+
+    #[test]
+    fn pg_dsn_tls_errors_name_the_parameter_not_the_value() {
+        let e = PgDsn::parse("postgres://u:hunter2@h/db?sslmode=verify-hunter2").expect_err("bad mode");
+        assert!(e.contains("sslmode must be") && !e.contains("hunter2"), "{e}");
+        let e = PgDsn::parse("host=h user=u password=hunter2 sslpassword=hunter2").expect_err("unsupported");
+        assert!(e.contains("sslpassword is not supported") && !e.contains("hunter2"), "{e}");
+        let e = PgDsn::parse("host=h password='hunter2").expect_err("unterminated quote");
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]

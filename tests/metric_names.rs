@@ -66,16 +66,6 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
             && t.contains("redline_pg_replica_lag_seconds{target=\"pg\"")
             && t.contains("redline_pg_instance_info{target=\"pg-standby\",version=")
     });
-    std::thread::sleep(Duration::from_millis(1200));
-    // Sample names only (label values such as redline_threshold's `key` do not count).
-    let exposed: BTreeSet<String> = d
-        .scrape()
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| l.split(['{', ' ']).next())
-        .map(String::from)
-        .collect();
-
     let mut used = BTreeSet::new();
     let rules = std::fs::read_to_string(root.join("rules/redline.rules.yml")).expect("rules");
     // Runbook anchors are alert keys, not metrics.
@@ -87,6 +77,22 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
         used.extend(names_in(&std::fs::read_to_string(&path).expect("dashboard")));
     }
     assert!(used.len() > 30, "suspiciously few names: {used:?}");
+    // Sample names only (label values such as redline_threshold's `key` do not count). Some
+    // appear only from the second collection on (rates need a baseline): wait for them.
+    let exposed_now = || -> BTreeSet<String> {
+        d.scrape()
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .filter_map(|l| l.split(['{', ' ']).next())
+            .map(String::from)
+            .collect()
+    };
+    let mut exposed = exposed_now();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while used.iter().any(|n| !exposed.contains(n)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        exposed = exposed_now();
+    }
     assert!(!used.contains("redline_collector_failing"), "runbook anchors must not count: {used:?}");
     assert!(
         exposed.contains("redline_redis_master_link_up") && !exposed.contains("redline_collector_failing")

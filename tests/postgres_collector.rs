@@ -37,7 +37,14 @@ fn load_on_the_local_server_moves_the_metrics() {
     };
     let mut holder =
         psql(&format!("BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;"));
-    std::thread::sleep(Duration::from_millis(500));
+    wait_for("the holder has its lock", Duration::from_secs(10), || {
+        local_psql(
+            "test",
+            &format!("SELECT count(*) FROM pg_locks WHERE relation = '{table}'::regclass AND granted"),
+        )
+        .trim()
+            == "1"
+    });
     let mut waiter = psql(&format!("SELECT count(*) FROM {table}"));
     let mut idle = Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test"])
@@ -82,9 +89,17 @@ fn load_on_the_local_server_moves_the_metrics() {
 fn pg_stat_statements_top_n_slow_count_and_no_literals() {
     let pg = PgServer::start(&["shared_preload_libraries=pg_stat_statements"]);
     pg.psql("postgres", "CREATE EXTENSION pg_stat_statements");
-    for _ in 0..3 {
-        pg.psql("postgres", "SELECT pg_sleep(0.3)");
-    }
+    pg.psql("postgres", "CREATE ROLE app");
+    pg.psql("postgres", "CREATE DATABASE other");
+    // One statement run by two users in two databases: three pg_stat_statements rows, one series.
+    pg.psql("postgres", "SELECT pg_sleep(0.3)");
+    pg.psql("postgres", "SET ROLE app; SELECT pg_sleep(0.3)");
+    pg.psql("other", "SELECT pg_sleep(0.3)");
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM pg_stat_statements WHERE query = 'SELECT pg_sleep($1)'")
+            .trim(),
+        "3"
+    );
     for i in 0..5 {
         pg.psql("postgres", &format!("SELECT 'topsecret-{i}' || {i}"));
     }
@@ -100,6 +115,14 @@ fn pg_stat_statements_top_n_slow_count_and_no_literals() {
     });
     let text = d.scrape();
     assert_eq!(text.matches("redline_pg_statement_calls_total{").count(), 3, "{text}");
+    let sleeps: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            l.starts_with("redline_pg_statement_calls_total{") && l.contains("query=\"SELECT pg_sleep($1)\"")
+        })
+        .collect();
+    assert_eq!(sleeps.len(), 1, "one series per statement: {sleeps:?}");
+    assert_eq!(value(sleeps[0], "redline_pg_statement_calls_total{"), Some(3.0), "calls summed: {sleeps:?}");
     assert!(v(&d, "redline_pg_statements_dropped{target=\"pss\"}").unwrap_or(0.0) >= 1.0);
     assert!(text.contains("query=\"SELECT pg_sleep($1)\""), "{text}");
     assert!(!text.contains("topsecret"), "literal leaked into a label");
@@ -107,6 +130,34 @@ fn pg_stat_statements_top_n_slow_count_and_no_literals() {
     assert_eq!(text.matches("redline_pg_query_allowed{target=\"pss\",query=\"statements\"}").count(), 1);
     let complaints = common::promtool_check_metrics(&text);
     assert!(complaints.trim().is_empty(), "{complaints}");
+
+    // A lock on the view makes the statements queries time out (lock_timeout): a passing
+    // failure, counted and retried, not a refusal; the other queries go on.
+    let mut holder = Command::new("psql")
+        .arg("-h")
+        .arg(pg.dir.path())
+        .args(["-p", &pg.port.to_string(), "-U", "postgres", "-d", "postgres", "-c"])
+        .arg("BEGIN; LOCK TABLE pg_stat_statements IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("psql");
+    let errors = "redline_pg_query_errors_total{target=\"pss\",query=\"statements\",sqlstate=\"55P03\"}";
+    wait_for("a lock timeout counted", Duration::from_secs(10), || v(&d, errors).unwrap_or(0.0) >= 2.0);
+    let text = d.scrape();
+    assert_eq!(value(&text, "redline_pg_query_allowed{target=\"pss\",query=\"statements\"}"), Some(1.0));
+    assert_eq!(value(&text, "redline_target_up{collector=\"postgres\",target=\"pss\"}"), Some(1.0));
+    assert!(value(&text, "redline_pg_connections_max{target=\"pss\"}").is_some(), "{text}");
+    assert!(!text.contains("redline_pg_statement_calls_total{"), "no stale statements: {text}");
+    assert_eq!(d.log_text().matches("could not run the statements queries").count(), 1, "{}", d.log_text());
+    pg.psql(
+        "postgres",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'BEGIN; LOCK TABLE pg_stat_statements%'",
+    );
+    let _ = holder.wait();
+    wait_for("statements back after the lock", Duration::from_secs(10), || {
+        d.scrape().contains("redline_pg_statement_calls_total{")
+    });
 }
 
 #[test]
@@ -135,8 +186,14 @@ fn wrong_password_restart_and_refused_queries() {
     assert!(log.contains("password authentication failed"), "{log}");
     assert!(!log.contains("WrongPgSecret9") && !d.scrape().contains("WrongPgSecret9"), "password leaked");
 
-    // The limited role cannot read pg_locks: a capability metric and one log line, the rest flows.
-    std::thread::sleep(Duration::from_millis(2500));
+    // The limited role cannot read pg_locks: a capability metric and one log line, the rest flows
+    // (several collections on, still logged once).
+    let last_success = || {
+        v(&d, "redline_collector_last_success_timestamp_seconds{collector=\"postgres\",target=\"limited\"}")
+            .unwrap_or(0.0)
+    };
+    let first = last_success();
+    wait_for("two more collections", Duration::from_secs(10), || last_success() >= first + 2.0);
     let text = d.scrape();
     assert_eq!(
         value(&text, "redline_pg_query_allowed{target=\"limited\",query=\"locks\"}"),

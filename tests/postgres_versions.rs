@@ -72,8 +72,14 @@ fn primary_and_standby(major: u32) {
         // These builds ship without pg_stat_statements: a capability metric, not an error.
         let series = format!("redline_pg_query_allowed{{target=\"{target}\",query=\"statements\"}}");
         assert_eq!(value(&t, &series), Some(0.0), "{t}");
-        let errors = format!("redline_collector_errors_total{{collector=\"postgres\",target=\"{target}\"}}");
-        assert_eq!(value(&t, &errors), Some(0.0), "{t}");
+        // No query of any group failed, not even once (a collection that overran its deadline on
+        // a busy machine is no SQL problem, so collector errors are not the measure).
+        let query_errors = format!("redline_pg_query_errors_total{{target=\"{target}\"");
+        assert!(!t.contains(&query_errors), "{t}");
+    }
+    let log = d.log_text();
+    for failure in ["refused the", "could not run the"] {
+        assert!(!log.contains(failure), "{failure}:\n{log}");
     }
     assert!(
         value(&t, "redline_pg_checkpoints_total{target=\"p\",kind=\"requested\"}").unwrap_or(0.0) >= 1.0,

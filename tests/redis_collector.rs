@@ -15,6 +15,11 @@ fn up(d: &Daemon) -> Option<f64> {
     value(&d.scrape(), "redline_target_up{collector=\"redis\",target=\"t\"}")
 }
 
+/// Collections so far: each is one pipelined request.
+fn collections(d: &Daemon) -> f64 {
+    value(&d.scrape(), "redline_redis_round_trips_total{target=\"t\",purpose=\"collect\"}").unwrap_or(0.0)
+}
+
 #[test]
 fn local_redis_metrics_are_complete_and_pass_promtool() {
     let d = Daemon::start(
@@ -24,10 +29,7 @@ fn local_redis_metrics_are_complete_and_pass_promtool() {
     wait_for("ready", Duration::from_secs(10), || {
         common::get(&d.addr, "/-/ready", None).map(|r| r.0) == Ok(200)
     });
-    // Two collections so counters and slowlog baselines exist.
-    std::thread::sleep(Duration::from_millis(1500));
-    let text = d.scrape();
-    for name in [
+    let names = [
         "redline_target_up{collector=\"redis\",target=\"t\"} 1",
         "redline_redis_memory_used_bytes{target=\"t\"}",
         "redline_redis_memory_max_bytes{target=\"t\"}",
@@ -45,7 +47,14 @@ fn local_redis_metrics_are_complete_and_pass_promtool() {
         "redline_collector_success{collector=\"host\",target=\"localhost\"} 1",
         "redline_snapshot_age_seconds{collector=\"redis\",target=\"t\"}",
         "redline_build_info{version=",
-    ] {
+    ];
+    // The host's CPU ratio needs two samples, the slowlog a baseline: wait until all are there.
+    wait_for("every family exposed", Duration::from_secs(10), || {
+        let t = d.scrape();
+        names.iter().all(|n| t.contains(n))
+    });
+    let text = d.scrape();
+    for name in names {
         assert!(text.contains(name), "missing {name}\n{text}");
     }
     let complaints = common::promtool_check_metrics(&text);
@@ -68,10 +77,8 @@ fn one_round_trip_and_no_new_connection_per_collection() {
         value(&info.replace(':', " "), "total_connections_received").unwrap_or(0.0)
     };
     let before = conns(&r);
-    std::thread::sleep(Duration::from_millis(3500));
-    for _ in 0..5 {
-        d.scrape();
-    }
+    let trips_now = collections(&d);
+    wait_for("three more collections", Duration::from_secs(10), || collections(&d) >= trips_now + 3.0);
     let after = conns(&r);
     // Only the two redis-cli calls themselves may add connections.
     assert!(after - before <= 1.0, "redline opened new connections: {before} -> {after}");
@@ -158,7 +165,9 @@ fn refused_commands_become_capability_metrics_logged_once() {
     let r = RedisServer::start(&["--rename-command", "CONFIG", "", "--rename-command", "LATENCY", ""]);
     let d = Daemon::start(&config_for(&r.url(), ""), &[]);
     wait_for("up=1", Duration::from_secs(10), || up(&d) == Some(1.0));
-    std::thread::sleep(Duration::from_millis(3500));
+    // Several collections after the refusal: it must not be logged again.
+    let first = collections(&d);
+    wait_for("three more collections", Duration::from_secs(10), || collections(&d) >= first + 3.0);
     let text = d.scrape();
     assert_eq!(
         value(&text, "redline_redis_command_allowed{target=\"t\",command=\"config\"}"),
@@ -188,4 +197,28 @@ fn slowlog_reports_the_slowest_new_entry() {
             >= 0.19
     });
     assert!(value(&d.scrape(), "redline_redis_slowlog_entries_total{target=\"t\"}").unwrap_or(0.0) >= 1.0);
+}
+
+#[test]
+fn slowlog_is_seen_again_after_a_redis_restart() {
+    let mut r = RedisServer::start(&["--slowlog-log-slower-than", "100000", "--enable-debug-command", "yes"]);
+    let d = Daemon::start(&config_for(&r.url(), ""), &[]);
+    wait_for("up=1", Duration::from_secs(10), || up(&d) == Some(1.0));
+    let entries = || value(&d.scrape(), "redline_redis_slowlog_entries_total{target=\"t\"}");
+    for _ in 0..3 {
+        r.cli(&["DEBUG", "SLEEP", "0.12"]);
+    }
+    wait_for("three slow entries", Duration::from_secs(10), || entries() == Some(3.0));
+
+    // A restarted server numbers its slow log from 0 again: its entries must still count.
+    r.kill();
+    wait_for("up=0 after kill", Duration::from_secs(10), || up(&d) == Some(0.0));
+    r.restart();
+    wait_for("up=1 after restart", Duration::from_secs(10), || up(&d) == Some(1.0));
+    r.cli(&["DEBUG", "SLEEP", "0.25"]);
+    wait_for("the restarted server's slow entry seen", Duration::from_secs(10), || {
+        let t = d.scrape();
+        value(&t, "redline_redis_slowlog_new_max_duration_seconds{target=\"t\"}").unwrap_or(0.0) >= 0.24
+            && value(&t, "redline_redis_slowlog_entries_total{target=\"t\"}") == Some(1.0)
+    });
 }

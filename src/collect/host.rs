@@ -1,38 +1,35 @@
 //! The host collector: CPU, load, memory, filesystems and network of this machine, plus
-//! redline's own RSS and CPU time, read through sysinfo on a blocking thread.
+//! redline's own RSS and CPU time. /proc is read on a blocking thread; filesystems go through
+//! [`super::filesystems`], where each mount's `statvfs` has its own thread and deadline so a
+//! hung mount can neither block a runtime worker nor fail the rest of the collection.
 
-use sysinfo::{Disks, Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+use std::time::Duration;
 
+use sysinfo::{Networks, Pid, ProcessRefreshKind, ProcessesToUpdate, System};
+
+use super::filesystems::{parse_mounts, Filesystems, Mount};
 use super::{BoxFuture, CollectError, Collector};
 use crate::metrics::{label, Family, FamilySet};
 use crate::names as n;
 
-/// Filesystems that say nothing about capacity (kernel and in-memory mounts).
-const PSEUDO_FS: &[&str] =
-    &["proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "overlay", "squashfs", "nsfs", "autofs"];
-
 struct HostState {
     sys: System,
-    disks: Disks,
     networks: Networks,
     pid: Option<Pid>,
 }
 
 impl HostState {
+    /// Reads /proc; call on a blocking thread.
     fn new() -> Self {
         let mut sys = System::new();
         // CPU usage is a delta between two refreshes: take the first one now.
         sys.refresh_cpu_usage();
-        Self {
-            sys,
-            disks: Disks::new_with_refreshed_list(),
-            networks: Networks::new_with_refreshed_list(),
-            pid: sysinfo::get_current_pid().ok(),
-        }
+        Self { sys, networks: Networks::new_with_refreshed_list(), pid: sysinfo::get_current_pid().ok() }
     }
 
-    fn collect(&mut self) -> Vec<Family> {
-        let mut out = FamilySet::new();
+    /// Everything but filesystems, plus the mount list (reading /proc/self/mounts does not
+    /// touch the mounts themselves).
+    fn collect(&mut self, out: &mut FamilySet) -> Vec<Mount> {
         let none = Vec::new;
         self.sys.refresh_cpu_usage();
         out.add(&n::HOST_CPU_BUSY, none(), f64::from(self.sys.global_cpu_usage()) / 100.0);
@@ -54,26 +51,6 @@ impl HostState {
         out.add(&n::HOST_MEMORY_AVAILABLE, none(), self.sys.available_memory() as f64);
         out.add(&n::HOST_SWAP_TOTAL, none(), self.sys.total_swap() as f64);
         out.add(&n::HOST_SWAP_USED, none(), self.sys.used_swap() as f64);
-
-        // Mounts come and go (volumes, containers): re-list, dropping vanished ones.
-        self.disks.refresh(true);
-        let mut seen = std::collections::HashSet::new();
-        for d in self.disks.list() {
-            let fs = d.file_system().to_string_lossy().into_owned();
-            let mount = d.mount_point().to_string_lossy().into_owned();
-            if PSEUDO_FS.contains(&fs.as_str()) || !seen.insert(mount.clone()) {
-                continue;
-            }
-            let l = || {
-                vec![
-                    label("mountpoint", mount.clone()),
-                    label("device", d.name().to_string_lossy().into_owned()),
-                    label("fstype", fs.clone()),
-                ]
-            };
-            out.add(&n::HOST_FS_SIZE, l(), d.total_space() as f64);
-            out.add(&n::HOST_FS_AVAILABLE, l(), d.available_space() as f64);
-        }
 
         self.networks.refresh(true);
         let mut ifaces: Vec<_> = self.networks.iter().collect();
@@ -97,25 +74,24 @@ impl HostState {
                 out.add(&n::PROCESS_CPU, none(), p.accumulated_cpu_time() as f64 / 1000.0);
             }
         }
-        out.into_families()
+        // Mounts come and go (volumes, containers): listed afresh each time.
+        std::fs::read_to_string("/proc/self/mounts").map(|t| parse_mounts(&t)).unwrap_or_default()
     }
 }
 
 /// Collects this machine's metrics.
 pub struct HostCollector {
+    /// `None` while a sampling thread holds it (or after one was lost to a timeout).
     state: Option<Box<HostState>>,
+    filesystems: Filesystems,
 }
 
 impl HostCollector {
-    /// A host collector; takes the first CPU sample immediately.
-    pub fn new() -> Self {
-        Self { state: Some(Box::new(HostState::new())) }
-    }
-}
-
-impl Default for HostCollector {
-    fn default() -> Self {
-        Self::new()
+    /// A host collector whose collections have `timeout`: each mount gets half of it, so a
+    /// hung one still leaves time for everything else.
+    pub fn new(timeout: Duration) -> Self {
+        // The first CPU sample now (only /proc is read), so the first collection has a delta.
+        Self { state: Some(Box::new(HostState::new())), filesystems: Filesystems::new(timeout / 2) }
     }
 }
 
@@ -134,20 +110,20 @@ impl Collector for HostCollector {
 
     fn collect(&mut self) -> BoxFuture<'_, Result<Vec<Family>, CollectError>> {
         Box::pin(async move {
-            // /proc reads block; keep them off the async workers.
-            let mut state = self.state.take().unwrap_or_else(|| Box::new(HostState::new()));
+            // /proc reads block; keep them off the async workers, first sample included.
+            let state = self.state.take();
             let joined = tokio::task::spawn_blocking(move || {
-                let families = state.collect();
-                (state, families)
+                let mut state = state.unwrap_or_else(|| Box::new(HostState::new()));
+                let mut out = FamilySet::new();
+                let mounts = state.collect(&mut out);
+                (state, out, mounts)
             })
             .await;
-            match joined {
-                Ok((state, families)) => {
-                    self.state = Some(state);
-                    Ok(families)
-                }
-                Err(e) => Err(CollectError::Query(format!("host sampling thread failed: {e}"))),
-            }
+            let (state, mut out, mounts) =
+                joined.map_err(|e| CollectError::Query(format!("host sampling thread failed: {e}")))?;
+            self.state = Some(state);
+            self.filesystems.collect(&mounts, &mut out).await;
+            Ok(out.into_families())
         })
     }
 }

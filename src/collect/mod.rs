@@ -2,9 +2,11 @@
 //! config, and the scheduler that runs each on its own cadence with a deadline.
 
 pub mod backoff;
+pub mod filesystems;
 pub mod host;
 pub mod postgres;
 pub mod postgres_sql;
+pub mod postgres_tls;
 pub mod queues;
 pub mod redis;
 pub mod redis_replies;
@@ -73,10 +75,11 @@ pub struct Scheduled {
 pub fn build(config: &Config) -> Result<Vec<Scheduled>, String> {
     let mut out = Vec::new();
     if config.host.enabled {
+        let timeout = config.collection.timeout.min(config.host_interval());
         out.push(Scheduled {
-            collector: Box::new(host::HostCollector::new()),
+            collector: Box::new(host::HostCollector::new(timeout)),
             interval: config.host_interval(),
-            timeout: config.collection.timeout.min(config.host_interval()),
+            timeout,
         });
     }
     for t in config.postgres_targets()? {

@@ -1,16 +1,21 @@
 //! The PostgreSQL collector: one persistent connection per target (reconnect with backoff),
-//! `statement_timeout` set for the session, and the whole collection sent as one simple-query
-//! batch: one round trip, whatever the number of databases. A query group the server refuses
-//! (missing extension, missing privilege) is found once, logged once, reported as
-//! `redline_pg_query_allowed{query} 0`, and left out from then on.
+//! `statement_timeout` and a shorter `lock_timeout` set for the session, and the whole
+//! collection sent as one simple-query batch: one round trip, whatever the number of databases.
+//! A query group the server refuses for good (missing extension, missing privilege) is found
+//! once, logged once, reported as `redline_pg_query_allowed{query} 0`, and left out from then
+//! on; one that fails for a passing reason (timeout, cancel) is counted in
+//! `redline_pg_query_errors_total` and asked again next time.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
+use postgres_openssl::MakeTlsConnector;
 use tokio::task::JoinHandle;
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio::time::Instant;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use super::backoff::Backoff;
 use super::postgres_sql::{self as sql, Caps, Limits, Refused};
+use super::postgres_tls::{self, ConnectFailure};
 use super::{BoxFuture, CollectError, Collector};
 use crate::config::ResolvedPostgres;
 use crate::metrics::{label, Family, FamilySet};
@@ -20,20 +25,32 @@ use crate::names as n;
 pub struct PostgresCollector {
     target: ResolvedPostgres,
     client: Option<(Client, Caps, JoinHandle<()>)>,
+    /// Built once from the target's TLS material (loading CA stores costs milliseconds: not
+    /// inside a collection's deadline); an error is reported by every connect attempt.
+    connector: Result<MakeTlsConnector, String>,
     backoff: Backoff,
     last_error: String,
     refused: Refused,
+    /// Transient failures so far, by (group, SQLSTATE).
+    transient: BTreeMap<(&'static str, String), u64>,
+    /// The last transient error logged per group, so a lasting one is logged once.
+    transient_logged: BTreeMap<&'static str, String>,
 }
 
 impl PostgresCollector {
     /// Prepares the collector; connects on the first collection.
     pub fn new(target: ResolvedPostgres) -> Self {
+        let backoff = Backoff::for_interval(target.interval);
+        let connector = postgres_tls::connector(&target.tls);
         Self {
             target,
             client: None,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            connector,
+            backoff,
             last_error: String::new(),
             refused: Refused::new(),
+            transient: BTreeMap::new(),
+            transient_logged: BTreeMap::new(),
         }
     }
 
@@ -57,19 +74,38 @@ impl PostgresCollector {
             cfg.password(p.expose());
         }
         let timeout_ms = self.target.timeout.as_millis().max(1);
+        // A monitoring query never waits long on a lock: it fails fast (transient, retried)
+        // and leaves time for the rest of the batch.
+        let lock_ms = (timeout_ms / 4).max(1);
         cfg.application_name("redline")
             .connect_timeout(self.target.timeout)
             // Every query of the session is bounded server-side too.
-            .options(format!("-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}"));
+            .options(format!("-c statement_timeout={timeout_ms} -c lock_timeout={lock_ms}"));
+        let started = Instant::now();
+        let connector = match &self.connector {
+            Ok(c) => c.clone(),
+            Err(e) => {
+                self.backoff.failed_since(started);
+                self.last_error = e.clone();
+                return Err(CollectError::Connect(self.last_error.clone()));
+            }
+        };
+        let tls = &self.target.tls;
         let result = async {
-            let (client, connection) = cfg.connect(NoTls).await?;
+            let (client, connection) =
+                postgres_tls::connect(cfg, tls, &connector).await.map_err(|f| describe_failure(&f))?;
             let task = tokio::spawn(async move {
                 if let Err(e) = connection.await {
                     tracing::debug!("postgres connection closed: {e}");
                 }
             });
-            let rows = rows(client.simple_query(sql::PROBE).await?);
-            Ok::<_, tokio_postgres::Error>((client, rows, task))
+            match client.simple_query(sql::PROBE).await {
+                Ok(msgs) => Ok((client, rows(msgs), task)),
+                Err(e) => {
+                    task.abort();
+                    Err(describe(&e))
+                }
+            }
         }
         .await;
         match result {
@@ -85,8 +121,8 @@ impl PostgresCollector {
                 Ok(())
             }
             Err(e) => {
-                self.backoff.failed();
-                self.last_error = describe(&e);
+                self.backoff.failed_since(started);
+                self.last_error = e;
                 Err(CollectError::Connect(self.last_error.clone()))
             }
         }
@@ -108,31 +144,54 @@ impl PostgresCollector {
         let batch: Vec<(&'static str, String)> =
             sql::batch(&caps, &limits).into_iter().filter(|(g, _)| !self.refused.contains_key(g)).collect();
         let text = batch.iter().map(|(_, s)| s.as_str()).collect::<Vec<_>>().join(";\n");
+        let mut failed_now: Vec<&'static str> = Vec::new();
         let rows = match client.simple_query(&text).await {
             Ok(msgs) => rows(msgs),
             Err(e) if e.as_db_error().is_some() => {
-                // Some part was refused: find which, once, and leave it out from now on.
+                // One statement failed and aborted the batch: run each group alone to find which.
                 let mut all = Vec::new();
                 for (group, stmt) in &batch {
-                    match client.simple_query(stmt).await {
-                        Ok(msgs) => all.extend(rows(msgs)),
-                        Err(e) if e.as_db_error().is_some() => {
-                            if !self.refused.contains_key(group) {
-                                tracing::info!(
-                                    target_name = %self.target.name,
-                                    "PostgreSQL refused the {group} queries: {}; not asking again on this connection",
-                                    describe(&e)
-                                );
-                                self.refused.insert(group, describe(&e));
-                            }
+                    let e = match client.simple_query(stmt).await {
+                        Ok(msgs) => {
+                            all.extend(rows(msgs));
+                            continue;
                         }
-                        Err(e) => return Err(self.fail(e)),
+                        Err(e) => e,
+                    };
+                    let Some(code) = e.as_db_error().map(|db| db.code().code().to_string()) else {
+                        return Err(self.fail(e));
+                    };
+                    if failed_now.contains(group) {
+                        continue;
+                    }
+                    failed_now.push(group);
+                    if sql::is_permanent(&code) {
+                        if !self.refused.contains_key(group) {
+                            tracing::info!(
+                                target_name = %self.target.name,
+                                "PostgreSQL refused the {group} queries: {}; not asking again on this connection",
+                                describe(&e)
+                            );
+                            self.refused.insert(group, describe(&e));
+                        }
+                    } else {
+                        *self.transient.entry((group, code.clone())).or_default() += 1;
+                        if self.transient_logged.get(group) != Some(&code) {
+                            tracing::warn!(
+                                target_name = %self.target.name,
+                                "PostgreSQL could not run the {group} queries this time: {}; asking again next collection",
+                                describe(&e)
+                            );
+                            self.transient_logged.insert(group, code);
+                        }
                     }
                 }
                 all
             }
             Err(e) => return Err(self.fail(e)),
         };
+        // A group that ran again clears its transient log state (its next failure is logged).
+        self.transient_logged.retain(|g, _| failed_now.contains(g));
         let mut out = FamilySet::new();
         sql::families(&rows, &self.target.name, &limits, &mut out);
         // Every group the server could run, statements included even when not installed.
@@ -145,6 +204,14 @@ impl PostgresCollector {
                 vec![label("target", self.target.name.clone()), label("query", g)],
                 allowed,
             );
+        }
+        for ((group, code), count) in &self.transient {
+            let labels = vec![
+                label("target", self.target.name.clone()),
+                label("query", *group),
+                label("sqlstate", code),
+            ];
+            out.add(&n::PG_QUERY_ERRORS, labels, *count as f64);
         }
         Ok(out.into_families())
     }
@@ -167,10 +234,21 @@ fn rows(msgs: Vec<SimpleQueryMessage>) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// A failed connect as text: the one attempt's reason, or each attempt's in order
+/// (`allow`/`prefer` try both ways).
+fn describe_failure(f: &ConnectFailure) -> String {
+    match f.attempts.as_slice() {
+        [(_, e)] => describe(e),
+        many => {
+            many.iter().map(|(how, e)| format!("{how}: {}", describe(e))).collect::<Vec<_>>().join("; then ")
+        }
+    }
+}
+
 /// An error as text safe to log: tokio-postgres never includes the password; the server's
 /// message and code are kept.
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
+    let mut s = match e.as_db_error() {
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {
             let mut s = e.to_string();
@@ -179,7 +257,9 @@ fn describe(e: &tokio_postgres::Error) -> String {
             }
             s
         }
-    }
+    };
+    crate::text::truncate(&mut s, 500);
+    s
 }
 
 impl Collector for PostgresCollector {
@@ -197,7 +277,9 @@ impl Collector for PostgresCollector {
 
     fn reset(&mut self) {
         self.drop_client();
-        self.backoff.failed();
+        // The collection that overran started one deadline ago.
+        let started = Instant::now().checked_sub(self.target.timeout).unwrap_or_else(Instant::now);
+        self.backoff.failed_since(started);
         self.last_error = "previous collection timed out".into();
     }
 }

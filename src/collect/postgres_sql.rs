@@ -105,24 +105,31 @@ pub fn batch(caps: &Caps, l: &Limits) -> Vec<(&'static str, String)> {
         ));
     }
     if caps.statements {
-        // 13 renamed total_time/mean_time/max_time to *_exec_time.
-        let (total, mean, max) = if caps.version >= 130000 {
-            ("total_exec_time", "mean_exec_time", "max_exec_time")
+        // 13 renamed total_time/max_time to *_exec_time.
+        let (total, max) = if caps.version >= 130000 {
+            ("total_exec_time", "max_exec_time")
         } else {
-            ("total_time", "mean_time", "max_time")
+            ("total_time", "max_time")
         };
+        // pg_stat_statements keeps one row per (user, database, queryid, toplevel): one statement
+        // is summed over them, so each queryid is one series (mean weighted by calls).
+        let per_statement = format!(
+            "SELECT queryid, min(left(query, 1000)) AS query, sum(calls) AS calls, sum({total}) / 1000 AS total, \
+             coalesce(sum({total}) / nullif(sum(calls), 0), 0) / 1000 AS mean, max({max}) / 1000 AS max \
+             FROM pg_stat_statements GROUP BY queryid"
+        );
         q.push((
             "statements",
             format!(
-                "SELECT 'stmt', queryid, left(query, 1000), calls, {total} / 1000, {mean} / 1000, {max} / 1000 \
-                 FROM pg_stat_statements ORDER BY {total} DESC LIMIT {top}",
+                "SELECT 'stmt', queryid, query, calls, total, mean, max FROM ({per_statement}) s \
+                 ORDER BY total DESC, queryid LIMIT {top}",
                 top = l.statements_top
             ),
         ));
         q.push((
             "statements",
             format!(
-                "SELECT 'stmtsum', count(*) FILTER (WHERE {mean} / 1000 > {slow}), count(*) FROM pg_stat_statements",
+                "SELECT 'stmtsum', count(*) FILTER (WHERE mean > {slow}), count(*) FROM ({per_statement}) s",
                 slow = l.slow_seconds
             ),
         ));
@@ -355,6 +362,21 @@ pub fn groups(batch: &[(&'static str, String)]) -> Vec<&'static str> {
 /// Groups refused on this connection, by name, with the first error seen.
 pub type Refused = BTreeMap<&'static str, String>;
 
+/// Whether an error from one query group means the server will never run it on this
+/// connection: a missing privilege, table, function, column, file or extension set-up. Anything
+/// else (statement or lock timeout, cancel, serialization failure, out of memory…) is transient:
+/// counted and retried by the next collection.
+pub fn is_permanent(sqlstate: &str) -> bool {
+    // Class 42: syntax error or access rule violation (42501 insufficient_privilege,
+    // 42P01 undefined_table, 42883 undefined_function, 42703 undefined_column…).
+    sqlstate.starts_with("42")
+        // object_not_in_prerequisite_state: "pg_stat_statements must be loaded via shared_preload_libraries".
+        || sqlstate == "55000"
+        // undefined_file, feature_not_supported.
+        || sqlstate == "58P01"
+        || sqlstate == "0A000"
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,8 +392,22 @@ mod tests {
         assert!(text(&v17).contains("pg_stat_checkpointer"));
         assert!(text(&v12).contains("total_time") && !text(&v12).contains("total_exec_time"));
         assert!(text(&v16).contains("LIMIT 5"));
+        // One series per statement whatever the users and databases that ran it.
+        assert!(text(&v16).matches("GROUP BY queryid").count() == 2, "{}", text(&v16));
         let none = batch(&Caps { version: 150000, statements: false }, &l);
         assert!(!text(&none).contains("pg_stat_statements"));
+    }
+
+    #[test]
+    fn only_privilege_and_missing_object_errors_are_permanent() {
+        for code in ["42501", "42P01", "42883", "42703", "55000", "58P01", "0A000"] {
+            assert!(is_permanent(code), "{code}");
+        }
+        // statement timeout or cancel, lock timeout, serialization failure, deadlock, out of memory,
+        // too many connections, admin shutdown, internal error.
+        for code in ["57014", "55P03", "40001", "40P01", "53200", "53300", "57P01", "XX000"] {
+            assert!(!is_permanent(code), "{code}");
+        }
     }
 
     #[test]

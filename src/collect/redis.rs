@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Value};
+use tokio::time::Instant;
 
 use super::backoff::Backoff;
 use super::queues::{discovery, Queues};
@@ -67,6 +68,8 @@ pub struct RedisCollector {
     /// `None`: not tried on this connection yet; `Some(false)`: refused, not sent again.
     allowed: HashMap<&'static str, bool>,
     slowlog_last_id: Option<i64>,
+    /// The server's `run_id`: a new one (restart, failover) restarts the slow log's ids.
+    run_id: Option<String>,
     timeout: Duration,
     queues: Option<Queues>,
     discovery: Option<tokio::task::JoinHandle<()>>,
@@ -113,6 +116,7 @@ impl RedisCollector {
         }
         .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
         let timeout = target.timeout;
+        let backoff = Backoff::for_interval(target.interval);
         let queues =
             (!target.queues.is_empty()).then(|| Queues::new(&target.name, target.queues.clone(), &limits));
         Ok(Self {
@@ -120,10 +124,11 @@ impl RedisCollector {
             limits,
             client,
             conn: None,
-            backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
+            backoff,
             last_connect_error: String::new(),
             allowed: HashMap::new(),
             slowlog_last_id: None,
+            run_id: None,
             timeout,
             queues,
             discovery: None,
@@ -141,6 +146,7 @@ impl RedisCollector {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
+        let started = Instant::now();
         match self.client.get_multiplexed_async_connection_with_config(&cfg).await {
             Ok(c) => {
                 self.backoff.succeeded();
@@ -151,7 +157,7 @@ impl RedisCollector {
                 Ok(c)
             }
             Err(e) => {
-                self.backoff.failed();
+                self.backoff.failed_since(started);
                 self.last_connect_error = describe(&e);
                 Err(CollectError::Connect(self.last_connect_error.clone()))
             }
@@ -174,6 +180,7 @@ impl RedisCollector {
     }
 
     async fn collect_once(&mut self) -> Result<Vec<Family>, CollectError> {
+        let started = Instant::now();
         let mut conn = self.connection().await?;
         let optional: Vec<Optional> =
             Optional::ALL.iter().copied().filter(|o| self.allowed.get(o.label()) != Some(&false)).collect();
@@ -190,7 +197,7 @@ impl RedisCollector {
             Err(e) => {
                 // Unknown connection state: reconnect next time.
                 self.conn = None;
-                self.backoff.failed();
+                self.backoff.failed_since(started);
                 self.last_connect_error = describe(&e);
                 return Err(CollectError::Query(self.last_connect_error.clone()));
             }
@@ -240,6 +247,15 @@ impl RedisCollector {
     fn families(&mut self, info_text: &str, got: &HashMap<Optional, Value>) -> Vec<Family> {
         let target = self.target.name.as_str();
         let info = Info::parse(info_text);
+        if let Some(run_id) = info.get("run_id") {
+            if self.run_id.as_deref() != Some(run_id) {
+                if self.run_id.is_some() {
+                    // Another server process: every entry in its slow log is new to us.
+                    self.slowlog_last_id = Some(-1);
+                }
+                self.run_id = Some(run_id.to_string());
+            }
+        }
         let mut out = FamilySet::new();
         let maxclients = got.get(&Optional::ConfigMaxclients).and_then(config_value);
         replies::info_families(&info, target, maxclients, self.limits.max_commands, &mut out);
@@ -304,9 +320,7 @@ fn value_text(v: &Value) -> String {
 /// redis-rs never includes the password in these.
 fn describe(e: &redis::RedisError) -> String {
     let mut s = e.to_string();
-    if s.len() > 300 {
-        s.truncate(300);
-    }
+    crate::text::truncate(&mut s, 300);
     s
 }
 
@@ -325,7 +339,22 @@ impl Collector for RedisCollector {
 
     fn reset(&mut self) {
         self.conn = None;
-        self.backoff.failed();
+        // The collection that overran started one deadline ago.
+        self.backoff.failed_since(Instant::now().checked_sub(self.timeout).unwrap_or_else(Instant::now));
         self.last_connect_error = "previous collection timed out".into();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_multibyte_error_text_is_clipped_without_panicking() {
+        let e = redis::RedisError::from((redis::ErrorKind::Io, "server said", "é€🦀".repeat(100)));
+        let s = describe(&e);
+        assert!(s.len() <= 300 && s.starts_with("server said"), "{s}");
+        // The old byte truncation panicked here: byte 300 is inside a character.
+        assert!(!e.to_string().is_char_boundary(300));
     }
 }

@@ -240,16 +240,25 @@ pub struct SlowlogView {
 }
 
 /// Reads SLOWLOG GET entries (`[id, time, micros, args, …]`). On the first collection
-/// (`prev_id` None) nothing counts as new: old history is not a fresh spike.
+/// (`prev_id` None) nothing counts as new: old history is not a fresh spike. Entry ids only
+/// grow on one server, so ids below `prev_id` mean the server restarted (or another took its
+/// place): its whole log is new, and the baseline starts again from it.
 pub fn slowlog(v: &Value, prev_id: Option<i64>) -> SlowlogView {
+    let entries: Vec<(i64, f64)> = as_list(v)
+        .unwrap_or(&[])
+        .iter()
+        .filter_map(|e| {
+            let fields = as_list(e)?;
+            Some((fields.first().and_then(as_f64)? as i64, fields.get(2).and_then(as_f64)?))
+        })
+        .collect();
+    let newest = entries.iter().map(|(id, _)| *id).max();
+    let prev_id = match (prev_id, newest) {
+        (Some(p), Some(n)) if n < p => Some(-1),
+        _ => prev_id,
+    };
     let mut view = SlowlogView { last_id: prev_id, slowest_new_seconds: 0.0 };
-    for e in as_list(v).unwrap_or(&[]) {
-        let Some(fields) = as_list(e) else { continue };
-        let (Some(id), Some(micros)) = (fields.first().and_then(as_f64), fields.get(2).and_then(as_f64))
-        else {
-            continue;
-        };
-        let id = id as i64;
+    for (id, micros) in entries {
         if prev_id.is_some_and(|p| id > p) {
             view.slowest_new_seconds = view.slowest_new_seconds.max(micros / 1e6);
         }
@@ -397,6 +406,16 @@ mod tests {
         let empty = slowlog(&Value::Array(vec![]), None);
         assert_eq!(empty.last_id, Some(-1));
         assert_eq!(slowlog(&Value::Array(vec![entry(0, 10_000)]), empty.last_id).slowest_new_seconds, 0.01);
+    }
+
+    #[test]
+    fn slowlog_ids_going_back_mean_a_restarted_server_whose_log_is_all_new() {
+        // Before the restart the log reached id 9; the new server has logged ids 0 and 1.
+        let v = Value::Array(vec![entry(1, 40_000), entry(0, 20_000)]);
+        assert_eq!(slowlog(&v, Some(9)), SlowlogView { last_id: Some(1), slowest_new_seconds: 0.04 });
+        // An empty log after a restart keeps the old baseline until the first entry shows up.
+        assert_eq!(slowlog(&Value::Array(vec![]), Some(9)).last_id, Some(9));
+        assert_eq!(slowlog(&Value::Array(vec![entry(0, 30_000)]), Some(9)).slowest_new_seconds, 0.03);
     }
 
     #[test]

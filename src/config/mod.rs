@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod pg_tls;
 pub mod queues;
 
+pub use pg_tls::{PgTls, PostgresTls};
 pub use queues::{QueueSource, System};
 
 use crate::secret::{PgDsn, RedisUrl, Secret};
@@ -169,6 +171,9 @@ pub struct PostgresTarget {
     /// Tables with the most dead tuples / the oldest vacuum reported (connected database).
     #[serde(default = "default_tables_top")]
     pub tables_top: usize,
+    /// TLS (sslmode, CA, client certificate); the DSN's `sslmode`, `sslrootcert`, `sslcert`,
+    /// `sslkey` may be used instead. Without either: libpq's default, `prefer`.
+    pub tls: Option<PostgresTls>,
 }
 
 /// Bounds that keep the output and the work per collection small.
@@ -462,6 +467,8 @@ pub struct ResolvedPostgres {
     pub slow_statement: Duration,
     /// Tables reported.
     pub tables_top: usize,
+    /// TLS mode and material.
+    pub tls: PgTls,
 }
 
 impl Config {
@@ -582,6 +589,9 @@ impl Config {
             if interval.is_zero() || t.timeout.unwrap_or(self.collection.timeout) > interval {
                 push(at, format!("postgres[{i}]: interval must be > 0 and timeout must not exceed it"));
             }
+            if let Err(e) = pg_tls::resolve(t.dsn.ssl(), t.tls.as_ref()) {
+                push(at, format!("postgres[{i}]: {e}"));
+            }
             if t.statements_top > 1000 || t.tables_top > 1000 {
                 push(at, format!("postgres[{i}]: statements_top and tables_top must be at most 1000"));
             }
@@ -658,6 +668,7 @@ impl Config {
                     statements_top: t.statements_top,
                     slow_statement: t.slow_statement,
                     tables_top: t.tables_top,
+                    tls: pg_tls::resolve(t.dsn.ssl(), t.tls.as_ref())?,
                 })
             })
             .collect()
