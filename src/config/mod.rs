@@ -11,7 +11,7 @@ pub mod queues;
 pub mod topology;
 
 pub use queues::{QueueSource, System};
-pub use topology::Topology;
+pub use topology::{split_host_port, Topology};
 
 use crate::secret::{PgDsn, RedisUrl, Secret};
 
