@@ -462,14 +462,15 @@ fn has(labels: &[Label], key: &str, value: &str) -> bool {
     labels.iter().any(|(k, v)| k == key && v == value)
 }
 
-/// Puts `node` and `role` right after `target`.
+/// Puts `node` and `role` right after `target`; a label the sample already has is kept (the
+/// server's own `role` on `redline_redis_instance_info`).
 fn tag(labels: &mut Vec<Label>, tags: &[Label]) {
-    if labels.iter().any(|(k, _)| k == "node") {
-        return;
-    }
-    let at = labels.iter().position(|(k, _)| k == "target").map_or(0, |i| i + 1);
-    for (i, t) in tags.iter().enumerate() {
-        labels.insert(at + i, t.clone());
+    let mut at = labels.iter().position(|(k, _)| k == "target").map_or(0, |i| i + 1);
+    for t in tags {
+        if !labels.iter().any(|(k, _)| *k == t.0) {
+            labels.insert(at, t.clone());
+            at += 1;
+        }
     }
 }
 
@@ -566,6 +567,9 @@ mod tests {
         tag(&mut l, &[label("node", "a:1"), label("role", "primary")]);
         let keys: Vec<&str> = l.iter().map(|(k, _)| k.as_ref()).collect();
         assert_eq!(keys, ["target", "node", "role", "cmd"]);
+        let mut info = vec![label("target", "t"), label("role", "master")];
+        tag(&mut info, &[label("node", "a:1"), label("role", "primary")]);
+        assert_eq!(info, vec![label("target", "t"), label("node", "a:1"), label("role", "master")]);
     }
 
     #[test]
