@@ -270,6 +270,16 @@ impl TopologyCollector {
             self.collect_queues(&mut out).await;
         }
         let t = || label("target", self.target.name.clone());
+        // After the queue reads, so this collection's own pipelines are counted.
+        for (addr, node) in self.nodes.iter().filter(|(_, n)| n.up) {
+            let l = vec![
+                t(),
+                label("node", addr.clone()),
+                label("role", node.role.as_str()),
+                label("purpose", "queues"),
+            ];
+            out.add(&n::REDIS_ROUND_TRIPS, l, node.queue_trips as f64);
+        }
         out.add(&n::REDIS_FAILOVERS, vec![t()], self.failovers as f64);
         for (outcome, v) in ["ok", "error"].iter().zip(self.refreshes) {
             out.add(&n::REDIS_TOPOLOGY_REFRESHES, vec![t(), label("outcome", *outcome)], v as f64);
@@ -319,11 +329,6 @@ impl TopologyCollector {
                         }
                     }
                     tag(&mut s.labels, &tags);
-                }
-                if trips {
-                    let mut l = vec![label("target", target.clone()), label("purpose", "queues")];
-                    tag(&mut l, &tags);
-                    f.push(l, node.queue_trips as f64);
                 }
                 out.extend([f]);
             }
