@@ -14,14 +14,23 @@ use common::{free_port, redis_cli, value, wait_for, Daemon, RedisServer};
 /// Six cluster-enabled servers joined by `redis-cli --cluster create`, replicas in sync.
 struct Cluster {
     nodes: Vec<RedisServer>,
+    password: Option<String>,
 }
 
 impl Cluster {
     fn start() -> Self {
-        let nodes: Vec<RedisServer> = (0..6)
+        Self::start_with(6, 1, None)
+    }
+
+    /// `n` cluster-enabled servers with `replicas` replicas per primary, all with `password`.
+    fn start_with(n: usize, replicas: u8, password: Option<&str>) -> Self {
+        let auth: Vec<String> = password
+            .map(|p| vec!["--requirepass".into(), p.into(), "--masterauth".into(), p.into()])
+            .unwrap_or_default();
+        let nodes: Vec<RedisServer> = (0..n)
             .map(|_| {
                 let bus = free_port().to_string();
-                RedisServer::start(&[
+                let mut args = vec![
                     "--cluster-enabled",
                     "yes",
                     "--cluster-config-file",
@@ -33,29 +42,44 @@ impl Cluster {
                     "500",
                     "--cluster-replica-validity-factor",
                     "0",
-                ])
+                ];
+                args.extend(auth.iter().map(String::as_str));
+                RedisServer::start(&args)
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let out = Command::new("redis-cli")
+        let mut cmd = Command::new("redis-cli");
+        if let Some(p) = password {
+            cmd.args(["-a", p, "--no-auth-warning"]);
+        }
+        let out = cmd
             .args(["--cluster", "create"])
             .args(&addrs)
-            .args(["--cluster-replicas", "1", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("All 16384 slots covered"), "cluster create: {text}");
-        let c = Cluster { nodes };
-        wait_for("cluster ok everywhere and 3 replicas in sync", Duration::from_secs(30), || {
-            let ok = c.nodes.iter().all(|n| n.cli(&["CLUSTER", "INFO"]).contains("cluster_state:ok"));
-            let synced = c
-                .nodes
-                .iter()
-                .filter(|n| n.cli(&["INFO", "replication"]).contains("master_link_status:up"))
+        let c = Cluster { nodes, password: password.map(String::from) };
+        let want_synced = n - n / (replicas as usize + 1);
+        wait_for("cluster ok everywhere and replicas in sync", Duration::from_secs(30), || {
+            let ok = (0..n).all(|i| c.cli(i, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
+            let synced = (0..n)
+                .filter(|i| c.cli(*i, &["INFO", "replication"]).contains("master_link_status:up"))
                 .count();
-            ok && synced == 3
+            ok && synced == want_synced
         });
         c
+    }
+
+    /// redis-cli on node `i`, authenticated.
+    fn cli(&self, i: usize, args: &[&str]) -> String {
+        let mut all: Vec<&str> = Vec::new();
+        if let Some(p) = &self.password {
+            all.extend(["-a", p.as_str(), "--no-auth-warning"]);
+        }
+        all.extend(args);
+        redis_cli(self.nodes[i].port, &all)
     }
 
     fn ports(&self) -> Vec<u16> {
@@ -301,4 +325,30 @@ fn unexposed(scrape: &str, prefixes: &[&str]) -> Vec<String> {
         }
     }
     missing
+}
+
+#[test]
+fn auth_reaches_every_node_a_dead_seed_is_skipped_and_a_non_cluster_server_is_named() {
+    let c = Cluster::start_with(3, 0, Some("cluster-secret-pw"));
+    let plain = RedisServer::start(&[]);
+    let dead = free_port();
+    let d = Daemon::start(
+        &format!(
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nredis:\n  - name: c\n    cluster: true\n    url: redis://127.0.0.1:{dead}\n    seeds: [\"127.0.0.1:{}\"]\n    password_env: REDLINE_TEST_CLUSTER_PW\n  - name: nc\n    cluster: true\n    url: {}\n",
+            c.nodes[1].port,
+            plain.url()
+        ),
+        &[("REDLINE_TEST_CLUSTER_PW", "cluster-secret-pw")],
+    );
+    wait_for("three primaries up through the second seed", Duration::from_secs(20), || {
+        let t = d.scrape();
+        node_up(&t).values().filter(|(r, v)| r == "primary" && *v == 1.0).count() == 3
+            && value(&t, "redline_target_up{collector=\"redis\",target=\"nc\"}") == Some(0.0)
+    });
+    let t = d.scrape();
+    assert_eq!(value(&t, "redline_redis_cluster_shards{target=\"c\"}"), Some(3.0));
+    assert_eq!(value(&t, "redline_target_up{collector=\"redis\",target=\"c\"}"), Some(1.0));
+    let log = d.log_text();
+    assert!(log.contains("cluster support disabled"), "the log names why nc fails: {log}");
+    assert!(!t.contains("cluster-secret-pw") && !log.contains("cluster-secret-pw"), "password leaked");
 }

@@ -57,14 +57,17 @@ pub struct SentinelSource {
     timeout: Duration,
     sentinels: Vec<Sentinel>,
     events: Arc<Events>,
-    subscriber: tokio::task::JoinHandle<()>,
+    /// The `+switch-master` listener, started with the first refresh (inside the runtime).
+    subscriber: Option<tokio::task::JoinHandle<()>>,
     /// Per-sentinel answers of the last refresh (`None`: did not answer).
     views: Vec<Option<View>>,
 }
 
 impl Drop for SentinelSource {
     fn drop(&mut self) {
-        self.subscriber.abort();
+        if let Some(s) = self.subscriber.take() {
+            s.abort();
+        }
     }
 }
 
@@ -103,14 +106,6 @@ impl SentinelSource {
                 backoff: Backoff::new(Duration::from_millis(500), Duration::from_secs(30)),
             });
         }
-        let events = Arc::new(Events::default());
-        let subscriber = tokio::spawn(subscribe(
-            target.name.clone(),
-            list.iter().map(|s| (s.addr.clone(), s.client.clone())).collect(),
-            master_name.clone(),
-            events.clone(),
-            target.timeout,
-        ));
         Ok(Self {
             target: target.name.clone(),
             master: master_name.clone(),
@@ -118,8 +113,8 @@ impl SentinelSource {
             timeout: target.timeout,
             views: vec![None; list.len()],
             sentinels: list,
-            events,
-            subscriber,
+            events: Arc::new(Events::default()),
+            subscriber: None,
         })
     }
 }
@@ -245,6 +240,15 @@ impl Source for SentinelSource {
         _conns: Vec<(String, MultiplexedConnection)>,
     ) -> BoxFuture<'_, Result<Layout, CollectError>> {
         Box::pin(async move {
+            if self.subscriber.is_none() {
+                self.subscriber = Some(tokio::spawn(subscribe(
+                    self.target.clone(),
+                    self.sentinels.iter().map(|s| (s.addr.clone(), s.client.clone())).collect(),
+                    self.master.clone(),
+                    self.events.clone(),
+                    self.timeout,
+                )));
+            }
             let (master, timeout) = (self.master.clone(), self.timeout);
             let answers =
                 futures_util::future::join_all(self.sentinels.iter_mut().map(|s| ask(s, &master, timeout)))

@@ -343,6 +343,7 @@ impl TopologyCollector {
             return;
         }
         let mut all = discovery::Found::default();
+        let mut complete = true;
         for node in self.nodes.values_mut() {
             if node.role != Role::Primary {
                 continue;
@@ -365,9 +366,18 @@ impl TopologyCollector {
                 let f = found.read().unwrap_or_else(|p| p.into_inner());
                 all.queues.extend(f.queues.iter().cloned());
                 all.last_pass = all.last_pass.max(f.last_pass);
+                complete &= f.last_pass.is_some();
+            } else {
+                complete = false;
             }
         }
-        *queues.discovered.write().unwrap_or_else(|p| p.into_inner()) = all;
+        let mut discovered = queues.discovered.write().unwrap_or_else(|p| p.into_inner());
+        if !complete {
+            // A primary has not finished its first pass (new, or just promoted): keep what the
+            // others found before, so its queues keep their state across a failover.
+            all.queues.extend(discovered.queues.iter().cloned());
+        }
+        *discovered = all;
     }
 
     /// Reads every queue on the node that serves its keys: one pipeline per node, all at once.
