@@ -328,7 +328,7 @@ pub const QUEUE_SERVER_BUSY: M =
 /// Round trips to Redis.
 pub const REDIS_ROUND_TRIPS: M = M::counter(
     "redline_redis_round_trips",
-    "Requests redline sent to this Redis and waited for, by purpose (collect, discovery).",
+    "Requests redline sent to this Redis and waited for, by purpose (collect, discovery; queues on cluster and Sentinel nodes).",
 );
 
 // --- thresholds reload ---

@@ -312,6 +312,66 @@ mod tests {
         assert_eq!(get("redline_redis_cluster_shards")[0].value, crate::metrics::Value::Number(3.0));
     }
 
+    /// A `CLUSTER SHARDS` reply as Redis 7.0 sends it (RESP2), after a failover: the dead old
+    /// primary alone in a shard without slots, its former replica now serving them.
+    fn shards_after_failover() -> Value {
+        let b = |s: &str| Value::BulkString(s.as_bytes().to_vec());
+        let node = |id: &str, port: i64, role: &str, health: &str| {
+            Value::Array(vec![
+                b("id"),
+                b(id),
+                b("port"),
+                Value::Int(port),
+                b("ip"),
+                b("127.0.0.1"),
+                b("endpoint"),
+                b("127.0.0.1"),
+                b("role"),
+                b(role),
+                b("replication-offset"),
+                Value::Int(14),
+                b("health"),
+                b(health),
+            ])
+        };
+        let shard = |slots: &[i64], nodes: Vec<Value>| {
+            Value::Array(vec![
+                b("slots"),
+                Value::Array(slots.iter().map(|s| Value::Int(*s)).collect()),
+                b("nodes"),
+                Value::Array(nodes),
+            ])
+        };
+        Value::Array(vec![
+            shard(&[], vec![node("old", 7001, "master", "fail")]),
+            shard(
+                &[0, 5460],
+                vec![node("a", 7000, "master", "online"), node("a2", 7004, "replica", "online")],
+            ),
+            shard(&[5461, 10922], vec![node("new", 7005, "master", "online")]),
+            shard(
+                &[10923, 16383],
+                vec![node("c", 7002, "master", "online"), node("c2", 7003, "replica", "online")],
+            ),
+        ])
+    }
+
+    #[test]
+    fn cluster_shards_reply_from_redis_7() {
+        let (nodes, ranges) = parse_shards(&shards_after_failover(), false).expect("parses");
+        assert_eq!(nodes.len(), 6);
+        assert_eq!(
+            ranges,
+            vec![
+                (0, 5460, "127.0.0.1:7000".to_string()),
+                (5461, 10922, "127.0.0.1:7005".to_string()),
+                (10923, 16383, "127.0.0.1:7002".to_string()),
+            ]
+        );
+        let old = nodes.iter().find(|n| n.id == "old").expect("old primary listed");
+        assert_eq!((old.addr.as_str(), old.role), ("127.0.0.1:7001", Role::Primary));
+    }
+
     #[test]
     fn garbage_shards_reply_is_an_error_not_a_panic() {
         assert!(parse_shards(&Value::Int(1), false).is_err());
