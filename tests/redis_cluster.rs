@@ -14,19 +14,18 @@ use common::{free_port, redis_cli, value, wait_for, Daemon, RedisServer};
 /// Six cluster-enabled servers joined by `redis-cli --cluster create`, replicas in sync.
 struct Cluster {
     nodes: Vec<RedisServer>,
-    password: Option<String>,
+    /// Arguments every redis-cli call needs (password, TLS).
+    cli_args: Vec<String>,
 }
 
 impl Cluster {
     fn start() -> Self {
-        Self::start_with(6, 1, None)
+        Self::start_with(6, 1, &[], &[])
     }
 
-    /// `n` cluster-enabled servers with `replicas` replicas per primary, all with `password`.
-    fn start_with(n: usize, replicas: u8, password: Option<&str>) -> Self {
-        let auth: Vec<String> = password
-            .map(|p| vec!["--requirepass".into(), p.into(), "--masterauth".into(), p.into()])
-            .unwrap_or_default();
+    /// `n` cluster-enabled servers with `replicas` replicas per primary; `server_args` go to
+    /// every server (password, TLS), `cli_args` to every redis-cli call.
+    fn start_with(n: usize, replicas: u8, server_args: &[&str], cli_args: &[&str]) -> Self {
         let nodes: Vec<RedisServer> = (0..n)
             .map(|_| {
                 let bus = free_port().to_string();
@@ -43,16 +42,13 @@ impl Cluster {
                     "--cluster-replica-validity-factor",
                     "0",
                 ];
-                args.extend(auth.iter().map(String::as_str));
+                args.extend(server_args);
                 RedisServer::start(&args)
             })
             .collect();
         let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
-        let mut cmd = Command::new("redis-cli");
-        if let Some(p) = password {
-            cmd.args(["-a", p, "--no-auth-warning"]);
-        }
-        let out = cmd
+        let out = Command::new("redis-cli")
+            .args(cli_args)
             .args(["--cluster", "create"])
             .args(&addrs)
             .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
@@ -60,7 +56,7 @@ impl Cluster {
             .expect("redis-cli");
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains("All 16384 slots covered"), "cluster create: {text}");
-        let c = Cluster { nodes, password: password.map(String::from) };
+        let c = Cluster { nodes, cli_args: cli_args.iter().map(|a| a.to_string()).collect() };
         let want_synced = n - n / (replicas as usize + 1);
         wait_for("cluster ok everywhere and replicas in sync", Duration::from_secs(30), || {
             let ok = (0..n).all(|i| c.cli(i, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
@@ -74,10 +70,7 @@ impl Cluster {
 
     /// redis-cli on node `i`, authenticated.
     fn cli(&self, i: usize, args: &[&str]) -> String {
-        let mut all: Vec<&str> = Vec::new();
-        if let Some(p) = &self.password {
-            all.extend(["-a", p.as_str(), "--no-auth-warning"]);
-        }
+        let mut all: Vec<&str> = self.cli_args.iter().map(String::as_str).collect();
         all.extend(args);
         redis_cli(self.nodes[i].port, &all)
     }
@@ -329,7 +322,13 @@ fn unexposed(scrape: &str, prefixes: &[&str]) -> Vec<String> {
 
 #[test]
 fn auth_reaches_every_node_a_dead_seed_is_skipped_and_a_non_cluster_server_is_named() {
-    let c = Cluster::start_with(3, 0, Some("cluster-secret-pw"));
+    let pw = "cluster-secret-pw";
+    let c = Cluster::start_with(
+        3,
+        0,
+        &["--requirepass", pw, "--masterauth", pw],
+        &["-a", pw, "--no-auth-warning"],
+    );
     let plain = RedisServer::start(&[]);
     let dead = free_port();
     let d = Daemon::start(
@@ -351,4 +350,126 @@ fn auth_reaches_every_node_a_dead_seed_is_skipped_and_a_non_cluster_server_is_na
     let log = d.log_text();
     assert!(log.contains("cluster support disabled"), "the log names why nc fails: {log}");
     assert!(!t.contains("cluster-secret-pw") && !log.contains("cluster-secret-pw"), "password leaked");
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl on PATH");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn tls_reaches_every_node_on_its_tls_port() {
+    // A private CA and a server certificate for 127.0.0.1, shared by the nodes.
+    let certs = tempfile::tempdir().expect("tempdir");
+    let dir = certs.path();
+    let subj_ca =
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=redline cluster CA"];
+    openssl(dir, &[&subj_ca[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
+    openssl(
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=node", "-keyout", "node.key", "-out",
+            "node.csr",
+        ],
+    );
+    std::fs::write(dir.join("node.ext"), "subjectAltName=IP:127.0.0.1").expect("ext");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "node.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "node.ext",
+            "-out",
+            "node.pem",
+        ],
+    );
+    let f = |name: &str| dir.join(name).display().to_string();
+    let (cert, key, ca) = (f("node.pem"), f("node.key"), f("ca.pem"));
+    // TLS only: every node's plain port is off, and the cluster bus and replication use TLS too.
+    // Six distinct ports chosen up front (3 TLS ports, 3 bus ports), so no pick repeats another
+    // that is not bound yet.
+    let mut all: Vec<u16> = Vec::new();
+    while all.len() < 6 {
+        let p = free_port();
+        if !all.contains(&p) {
+            all.push(p);
+        }
+    }
+    let (ports, buses) = (all[..3].to_vec(), all[3..].to_vec());
+    let nodes: Vec<RedisServer> = ports
+        .iter()
+        .zip(&buses)
+        .map(|(p, b)| {
+            let (tls_port, bus) = (p.to_string(), b.to_string());
+            RedisServer::start_on(
+                *p,
+                &[
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &tls_port,
+                    "--tls-cert-file",
+                    &cert,
+                    "--tls-key-file",
+                    &key,
+                    "--tls-ca-cert-file",
+                    &ca,
+                    "--tls-auth-clients",
+                    "no",
+                    "--tls-cluster",
+                    "yes",
+                    "--tls-replication",
+                    "yes",
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    &bus,
+                    "--cluster-node-timeout",
+                    "500",
+                ],
+            )
+        })
+        .collect();
+    let cli = ["--tls", "--cacert", ca.as_str()];
+    let addrs: Vec<String> = ports.iter().map(|p| format!("127.0.0.1:{p}")).collect();
+    let out = Command::new("redis-cli")
+        .args(cli)
+        .args(["--cluster", "create"])
+        .args(&addrs)
+        .args(["--cluster-yes"])
+        .output()
+        .expect("redis-cli");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("All 16384 slots covered"), "{out:?}");
+    let c = Cluster { nodes, cli_args: cli.iter().map(|a| a.to_string()).collect() };
+    wait_for("TLS cluster ok", Duration::from_secs(30), || {
+        (0..3).all(|i| c.cli(i, &["CLUSTER", "INFO"]).contains("cluster_state:ok"))
+    });
+    let d = Daemon::start(
+        &format!(
+            // TLS handshakes of a debug build on a loaded 2-core machine: a roomy deadline.
+            "collection:\n  interval: 2s\n  timeout: 1900ms\nhost:\n  enabled: false\nredis:\n  - name: c\n    cluster: true\n    url: rediss://127.0.0.1:{}\n    tls:\n      ca_file: {ca}\n",
+            ports[0]
+        ),
+        &[],
+    );
+    wait_for("three TLS primaries up", Duration::from_secs(40), || {
+        node_up(&d.scrape()).values().filter(|(r, v)| r == "primary" && *v == 1.0).count() == 3
+    });
+    let t = d.scrape();
+    assert_eq!(value(&t, "redline_redis_cluster_state{target=\"c\"}"), Some(1.0));
+    for a in &addrs {
+        assert!(node_up(&t).contains_key(a), "{a} (its TLS port) is the node address: {t}");
+    }
 }

@@ -20,6 +20,13 @@ use crate::metrics::{label, Family, FamilySet, Label};
 use crate::names as n;
 use crate::secret::RedisUrl;
 
+/// Shares of the collection deadline by which each phase must end: the layout read, the
+/// nodes (all at once), the queue pipelines (all at once). Later phases get what earlier ones
+/// left, so a slow TLS handshake borrows from the queue phase instead of failing the node.
+const TOPOLOGY_END: f64 = 0.3;
+const NODES_END: f64 = 0.7;
+const QUEUES_END: f64 = 0.95;
+
 /// A node's role as the layout reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -149,8 +156,8 @@ pub struct TopologyCollector {
     refreshes: [u64; 2],
     redirections: [u64; 2],
     queues: Option<Queues>,
-    /// Deadline of each phase (topology, nodes, queues) within one collection.
-    phase: Duration,
+    /// The collection's deadline (the scheduler's); phases end at shares of it.
+    budget: Duration,
 }
 
 impl TopologyCollector {
@@ -158,9 +165,7 @@ impl TopologyCollector {
     pub fn new(target: ResolvedRedis, limits: Limits, source: Box<dyn Source>) -> Self {
         let queues =
             (!target.queues.is_empty()).then(|| Queues::new(&target.name, target.queues.clone(), &limits));
-        // Three phases run one after the other; each gets a share of the deadline so a hung node
-        // costs its own data, not the whole target's.
-        let phase = (target.timeout / 10 * 3).max(Duration::from_millis(50));
+        let budget = target.timeout;
         Self {
             target,
             limits,
@@ -172,7 +177,7 @@ impl TopologyCollector {
             refreshes: [0; 2],
             redirections: [0; 2],
             queues,
-            phase,
+            budget,
         }
     }
 
@@ -181,7 +186,9 @@ impl TopologyCollector {
         let mut t = self.target.clone();
         t.url = node_url(&self.target.url, addr)?;
         t.queues = Vec::new();
-        t.timeout = self.phase;
+        // Connect and reply timeouts of a node: within its phase, so a hung node costs its own
+        // data, not the whole target's.
+        t.timeout = self.budget.mul_f64(NODES_END);
         t.topology = Topology::Single;
         Ok(t)
     }
@@ -245,7 +252,10 @@ impl TopologyCollector {
 
     async fn collect_all(&mut self) -> Result<Vec<Family>, CollectError> {
         let conns = self.live_connections();
-        let refreshed = tokio::time::timeout(self.phase, self.source.refresh(conns)).await;
+        let start = tokio::time::Instant::now();
+        let refreshed =
+            tokio::time::timeout_at(start + self.budget.mul_f64(TOPOLOGY_END), self.source.refresh(conns))
+                .await;
         match refreshed {
             Ok(Ok(layout)) => {
                 self.refreshes[0] += 1;
@@ -260,14 +270,16 @@ impl TopologyCollector {
             }
             Err(_) => {
                 self.refreshes[1] += 1;
-                let Some(l) = self.layout.as_mut() else { return Err(CollectError::Timeout(self.phase)) };
+                let Some(l) = self.layout.as_mut() else {
+                    return Err(CollectError::Timeout(start.elapsed()));
+                };
                 l.families.clear();
             }
         }
         let mut out = FamilySet::new();
-        self.collect_nodes(&mut out).await;
+        self.collect_nodes(&mut out, start + self.budget.mul_f64(NODES_END)).await;
         if self.queues.is_some() {
-            self.collect_queues(&mut out).await;
+            self.collect_queues(&mut out, start + self.budget.mul_f64(QUEUES_END)).await;
         }
         let t = || label("target", self.target.name.clone());
         // After the queue reads, so this collection's own pipelines are counted.
@@ -296,15 +308,14 @@ impl TopologyCollector {
         Ok(out.into_families())
     }
 
-    /// Collects every node at once, each under the phase deadline.
-    async fn collect_nodes(&mut self, out: &mut FamilySet) {
-        let phase = self.phase;
+    /// Collects every node at once, all by `deadline`.
+    async fn collect_nodes(&mut self, out: &mut FamilySet, deadline: tokio::time::Instant) {
         let results = futures_util::future::join_all(self.nodes.values_mut().map(|node| async move {
-            match tokio::time::timeout(phase, node.collector.collect()).await {
+            match tokio::time::timeout_at(deadline, node.collector.collect()).await {
                 Ok(r) => r,
                 Err(_) => {
                     node.collector.reset();
-                    Err(CollectError::Timeout(phase))
+                    Err(CollectError::Timeout(deadline.elapsed()))
                 }
             }
         }))
@@ -381,7 +392,7 @@ impl TopologyCollector {
     }
 
     /// Reads every queue on the node that serves its keys: one pipeline per node, all at once.
-    async fn collect_queues(&mut self, out: &mut FamilySet) {
+    async fn collect_queues(&mut self, out: &mut FamilySet, deadline: tokio::time::Instant) {
         self.discover();
         let (Some(queues), Some(layout)) = (self.queues.as_mut(), self.layout.as_ref()) else { return };
         let mut by_node: BTreeMap<String, Vec<QueueRef>> = BTreeMap::new();
@@ -415,19 +426,18 @@ impl TopologyCollector {
             let plan = queues.plan_for(&mut pipe, qs);
             work.push((addr, conn, pipe, plan, names));
         }
-        let phase = self.phase;
         let replies = futures_util::future::join_all(work.iter().map(|(_, conn, pipe, _, _)| {
             let mut conn = conn.clone();
             async move {
-                match tokio::time::timeout(
-                    phase,
+                match tokio::time::timeout_at(
+                    deadline,
                     pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
                 )
                 .await
                 {
                     Ok(Ok(r)) => Ok(r),
                     Ok(Err(e)) => Err(describe(&e)),
-                    Err(_) => Err(format!("timed out after {phase:?}")),
+                    Err(_) => Err("the queue read passed the collection's deadline".to_string()),
                 }
             }
         }))
