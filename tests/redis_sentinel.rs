@@ -146,6 +146,19 @@ fn sentinel_primary_queues_and_a_failover_followed_without_restart() {
                 && waiting(&t) == Some(3.0)
         },
     );
+    // A frozen sentinel (SIGSTOP) is reported down; the primary is still collected.
+    let frozen = &sentinels[2];
+    let ok = Command::new("kill").args(["-STOP", &frozen.child.id().to_string()]).status().expect("kill");
+    assert!(ok.success());
+    let frozen_up =
+        format!("redline_redis_sentinel_up{{target=\"mymaster\",sentinel=\"127.0.0.1:{}\"}}", frozen.port);
+    wait_for("the frozen sentinel is down, the primary still read", Duration::from_secs(15), || {
+        let t = d.scrape();
+        value(&t, &frozen_up) == Some(0.0)
+            && value(&t, &format!("redline_redis_node_up{}", node(replica.port, "primary"))) == Some(1.0)
+            && waiting(&t) == Some(3.0)
+    });
+    let _ = Command::new("kill").args(["-CONT", &frozen.child.id().to_string()]).status();
     let log = d.log_text();
     assert!(log.contains("sentinel announced a new primary"), "{log}");
     assert!(!log.contains("panicked"), "{log}");

@@ -248,8 +248,11 @@ impl Source for ClusterSource {
         Box::pin(async move {
             let mut last = CollectError::Connect("no node known yet".into());
             // Steady state: ask a node we already hold a connection to (no extra connection).
+            // Each attempt within a share of the deadline, so one hung node cannot use it all.
+            let per = self.target.timeout.mul_f64(0.15);
             for (addr, mut conn) in conns {
-                match self.query(&mut conn).await {
+                let answer = tokio::time::timeout(per, self.query(&mut conn)).await;
+                match answer.unwrap_or(Err(CollectError::Timeout(per))) {
                     Ok(l) => return Ok(l),
                     Err(e) => {
                         tracing::debug!(target_name = %self.target.name, node = %addr, "topology read failed: {e}");

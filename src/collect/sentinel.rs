@@ -250,9 +250,21 @@ impl Source for SentinelSource {
                 )));
             }
             let (master, timeout) = (self.master.clone(), self.timeout);
-            let answers =
-                futures_util::future::join_all(self.sentinels.iter_mut().map(|s| ask(s, &master, timeout)))
-                    .await;
+            // Each sentinel within a share of the deadline: a hung one is reported down this
+            // time instead of stalling the whole read (and leaving stale answers behind).
+            let per = timeout.mul_f64(0.25);
+            let answers = futures_util::future::join_all(self.sentinels.iter_mut().map(|s| {
+                let master = master.clone();
+                async move {
+                    let r = tokio::time::timeout(per, ask(s, &master, per)).await;
+                    r.unwrap_or_else(|_| {
+                        s.conn = None;
+                        s.backoff.failed();
+                        Err(format!("no answer within {per:?}"))
+                    })
+                }
+            }))
+            .await;
             let mut last_error = String::from("no sentinel configured");
             self.views = answers
                 .into_iter()
