@@ -203,6 +203,12 @@ fn gauge(name: String, labels: &str, v: f64) -> Series {
     (format!("{name}{labels}"), format!("{v}x40"))
 }
 
+/// A timestamp gauge that is always `age` seconds behind the sample time (one sample a minute
+/// from time 0), so `time() - series` equals `age` at every whole-minute evaluation.
+fn since(name: String, labels: &str, age: f64) -> Series {
+    (format!("{name}{labels}"), format!("{}+60x40", 0.0 - age))
+}
+
 /// A counter growing by `per_sec` each second, sampled every minute.
 fn counter(name: String, labels: &str, per_sec: f64) -> Series {
     (format!("{name}{labels}"), format!("0+{}x40", per_sec * 60.0))
@@ -521,12 +527,14 @@ pub static ALERTS: &[AlertDef] = &[
         scope: Scope::Queue,
         op: Op::Above,
         unit: Unit::Seconds,
-        expr: |s| format!("{}{}", n::QUEUE_OLDEST_READY_AGE.exposed(), sel(&[s])),
+        // Age at evaluation time from the job's own timestamp: pages as soon as Prometheus
+        // evaluates past the threshold, not one collection + scrape later.
+        expr: |s| format!("time() - {}{}", n::QUEUE_OLDEST_READY_TIMESTAMP.exposed(), sel(&[s])),
         summary: "Jobs in {{ $labels.system }} queue {{ $labels.queue }} wait too long",
         description: "The oldest job ready to run in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} has waited {value} (threshold {threshold}). Workers are missing, stuck or too few.",
         default: d(Some(300.0), Some(900.0), 120),
         panel: "Oldest ready job age",
-        fixture: |v| vec![gauge(n::QUEUE_OLDEST_READY_AGE.exposed(), Q, v)],
+        fixture: |v| vec![since(n::QUEUE_OLDEST_READY_TIMESTAMP.exposed(), Q, v)],
         fixture_labels: Q_LABELS,
     },
     AlertDef {
@@ -632,12 +640,12 @@ pub static ALERTS: &[AlertDef] = &[
         scope: Scope::Queue,
         op: Op::Above,
         unit: Unit::Seconds,
-        expr: |s| format!("{}{}", n::QUEUE_OLDEST_ACTIVE_AGE.exposed(), sel(&[s])),
+        expr: |s| format!("time() - {}{}", n::QUEUE_OLDEST_ACTIVE_TIMESTAMP.exposed(), sel(&[s])),
         summary: "A job in {{ $labels.system }} queue {{ $labels.queue }} has run for too long",
         description: "The longest-running active job in {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }} started {value} ago (threshold {threshold}): it is hung on a call without a timeout, or the queue needs its own level (an override).",
         default: d(Some(1800.0), None, 300),
         panel: "Longest-running job",
-        fixture: |v| vec![gauge(n::QUEUE_OLDEST_ACTIVE_AGE.exposed(), Q, v)],
+        fixture: |v| vec![since(n::QUEUE_OLDEST_ACTIVE_TIMESTAMP.exposed(), Q, v)],
         fixture_labels: Q_LABELS,
     },
     AlertDef {

@@ -16,5 +16,6 @@ pub mod names;
 pub mod reload;
 pub mod secret;
 pub mod serve;
+pub mod slo;
 pub mod snapshot;
 pub mod thresholds;

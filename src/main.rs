@@ -218,11 +218,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 fn check(config: Option<&std::path::Path>, thresholds: Option<&std::path::Path>) -> anyhow::Result<()> {
     let mut failed = false;
     let mut from_config = None;
+    let mut loaded = None;
     if let Some(path) = config {
         match Config::load(path) {
             Ok(c) => {
                 println!("{}: OK", path.display());
-                from_config = c.thresholds.file;
+                from_config = c.thresholds.file.clone();
+                loaded = Some(c);
             }
             Err(e) => {
                 eprintln!("{e}");
@@ -235,7 +237,22 @@ fn check(config: Option<&std::path::Path>, thresholds: Option<&std::path::Path>)
         .or(from_config)
         .unwrap_or_else(|| PathBuf::from("rules/thresholds.yaml"));
     match Thresholds::load(&thresholds) {
-        Ok(_) => println!("{}: OK", thresholds.display()),
+        Ok(t) => {
+            // SLOs against the queues the config can collect: only knowable with both files.
+            let found =
+                loaded.as_ref().map(|c| redline::slo::check_against_config(&t.slos, c)).unwrap_or_default();
+            for p in &found.notes {
+                eprintln!("{}: note: {p}", thresholds.display());
+            }
+            for p in &found.problems {
+                eprintln!("{}: {p}", thresholds.display());
+            }
+            if found.problems.is_empty() {
+                println!("{}: OK", thresholds.display());
+            } else {
+                failed = true;
+            }
+        }
         Err(e) => {
             eprintln!("{e}");
             failed = true;

@@ -243,6 +243,17 @@ pub const QUEUE_OLDEST_ACTIVE_AGE: M = M::gauge(
     "redline_queue_oldest_active_age_seconds",
     "Time since the longest-running active job started (BullMQ, Bull, RQ, Sidekiq; absent when none is active).",
 );
+/// When the oldest ready job became ready: rules compute its age as `time() - this` at
+/// evaluation time, so a page does not wait for the next collection and scrape.
+pub const QUEUE_OLDEST_READY_TIMESTAMP: M = M::gauge(
+    "redline_queue_oldest_ready_timestamp_seconds",
+    "Unix time the oldest job ready to run became ready (enqueued, or due if delayed; Celery: first seen by redline); absent when none is ready.",
+);
+/// When the longest-running active job started (BullMQ, Bull, RQ, Sidekiq).
+pub const QUEUE_OLDEST_ACTIVE_TIMESTAMP: M = M::gauge(
+    "redline_queue_oldest_active_timestamp_seconds",
+    "Unix time the longest-running active job started (BullMQ, Bull, RQ, Sidekiq; absent when none is active).",
+);
 /// Active jobs whose worker stopped answering for them (BullMQ, Bull, RQ).
 pub const QUEUE_JOBS_STALLED: M = M::gauge(
     "redline_queue_jobs_stalled",

@@ -79,6 +79,10 @@ impl Reloader {
             Some(p) => Thresholds::load(p)?,
             None => Thresholds::defaults(),
         };
+        config.limits.slo_buckets.set(crate::slo::BucketPlan::from_slos(&thresholds.slos));
+        let found = crate::slo::check_against_config(&thresholds.slos, &config);
+        found.problems.iter().for_each(|p| tracing::warn!("{p}"));
+        found.notes.iter().for_each(|p| tracing::info!("{p}"));
         let r = Reloader {
             config_path,
             config,
@@ -104,7 +108,9 @@ impl Reloader {
         let mut problems = Vec::new();
         if let Some(path) = self.config_path.clone() {
             match load_with_grace(&path, Config::load).await {
-                Ok(cfg) => {
+                Ok(mut cfg) => {
+                    // One bucket plan for the life of the daemon: collectors keep reading it.
+                    cfg.limits.slo_buckets = self.config.limits.slo_buckets.clone();
                     if cfg.listen != self.config.listen {
                         tracing::warn!("listen address changes take effect after a restart");
                     }
@@ -126,6 +132,10 @@ impl Reloader {
             if let Some(path) = self.config.thresholds.file.clone() {
                 match load_with_grace(&path, Thresholds::load).await {
                     Ok(t) => {
+                        self.config.limits.slo_buckets.set(crate::slo::BucketPlan::from_slos(&t.slos));
+                        let found = crate::slo::check_against_config(&t.slos, &self.config);
+                        found.problems.iter().for_each(|p| tracing::warn!("{p}"));
+                        found.notes.iter().for_each(|p| tracing::info!("{p}"));
                         self.thresholds = t;
                         self.write_artifacts(true);
                     }

@@ -147,10 +147,15 @@ enum Form {
     Rate(Sel),
     Ratio(Sel, Sel),
     OneMinusRatio(Sel, Sel),
+    /// `time() - timestamp`: an age measured at the capture time.
+    Since(Sel),
 }
 
 fn parse_form(expr: &str) -> Option<Form> {
     let e = expr.trim();
+    if let Some(sel) = e.strip_prefix("time() - ") {
+        return Sel::parse(sel).map(Form::Since);
+    }
     if let Some(inner) = e.strip_prefix("rate(").and_then(|x| x.strip_suffix(')')) {
         let sel = inner.rsplit_once('[').map(|(s, _)| s).unwrap_or(inner);
         return Sel::parse(sel).map(Form::Rate);
@@ -176,6 +181,7 @@ fn eval(form: &Form, before: &Snapshot, after: &Snapshot) -> Vec<(Labels, f64)> 
     };
     match form {
         Form::Plain(sel) => pick(after, sel),
+        Form::Since(sel) => pick(after, sel).into_iter().map(|(l, ts)| (l, after.taken_at - ts)).collect(),
         Form::Rate(sel) => pick(after, sel)
             .into_iter()
             .filter_map(|(l, v)| {
@@ -355,8 +361,8 @@ pub fn diff(before: &Snapshot, after: &Snapshot, t: &Thresholds, show_all: bool)
 mod tests {
     use super::*;
 
-    const BEFORE: &str = "# redline-snapshot taken_at=1000.000 source=a.yaml\n# TYPE redline_redis_evicted_keys_total counter\nredline_redis_evicted_keys_total{target=\"t\"} 10\nredline_redis_memory_used_bytes{target=\"t\"} 500\nredline_redis_memory_max_bytes{target=\"t\"} 1000\nredline_queue_oldest_ready_age_seconds{target=\"t\",system=\"bullmq\",queue=\"payments\"} 10\nredline_queue_wait_duration_seconds_sum{queue=\"q\"} 10\nredline_queue_wait_duration_seconds_count{queue=\"q\"} 5\n";
-    const AFTER: &str = "# redline-snapshot taken_at=1010.000 source=b.yaml\n# TYPE redline_redis_evicted_keys_total counter\nredline_redis_evicted_keys_total{target=\"t\"} 60\nredline_redis_memory_used_bytes{target=\"t\"} 950\nredline_redis_memory_max_bytes{target=\"t\"} 1000\nredline_queue_oldest_ready_age_seconds{target=\"t\",system=\"bullmq\",queue=\"payments\"} 200\nredline_queue_wait_duration_seconds_sum{queue=\"q\"} 40\nredline_queue_wait_duration_seconds_count{queue=\"q\"} 15\nbroken line\n";
+    const BEFORE: &str = "# redline-snapshot taken_at=1000.000 source=a.yaml\n# TYPE redline_redis_evicted_keys_total counter\nredline_redis_evicted_keys_total{target=\"t\"} 10\nredline_redis_memory_used_bytes{target=\"t\"} 500\nredline_redis_memory_max_bytes{target=\"t\"} 1000\nredline_queue_oldest_ready_timestamp_seconds{target=\"t\",system=\"bullmq\",queue=\"payments\"} 990\nredline_queue_wait_duration_seconds_sum{queue=\"q\"} 10\nredline_queue_wait_duration_seconds_count{queue=\"q\"} 5\n";
+    const AFTER: &str = "# redline-snapshot taken_at=1010.000 source=b.yaml\n# TYPE redline_redis_evicted_keys_total counter\nredline_redis_evicted_keys_total{target=\"t\"} 60\nredline_redis_memory_used_bytes{target=\"t\"} 950\nredline_redis_memory_max_bytes{target=\"t\"} 1000\nredline_queue_oldest_ready_timestamp_seconds{target=\"t\",system=\"bullmq\",queue=\"payments\"} 810\nredline_queue_wait_duration_seconds_sum{queue=\"q\"} 40\nredline_queue_wait_duration_seconds_count{queue=\"q\"} 15\nbroken line\n";
 
     #[test]
     fn parses_labels_with_escapes() {
@@ -370,6 +376,7 @@ mod tests {
         assert!(matches!(parse_form("rate(redline_x_total[5m])"), Some(Form::Rate(_))));
         assert!(matches!(parse_form("a{t=\"1\"} / (b > 0)"), Some(Form::Ratio(..))));
         assert!(matches!(parse_form("1 - a / (b > 0)"), Some(Form::OneMinusRatio(..))));
+        assert!(matches!(parse_form("time() - a{q=\"p\"}"), Some(Form::Since(_))));
         assert_eq!(parse_form("sum by (target) (x)"), None);
         assert_eq!(parse_form("x{a=~\"b\"}"), None);
     }
@@ -393,7 +400,9 @@ mod tests {
             "{report}"
         );
         // The payments queue is judged by its override (critical 120 s), not the default 900 s.
+        // Its age is measured from the job's timestamp at capture time: 1010 - 810 = 200 s.
         assert!(report.contains("QueueJobsWaitingTooLong (queue=payments) | critical"), "{report}");
+        assert!(report.contains("| 10s | 200s | 2m |"), "{report}");
         assert!(report.contains("(mean between captures) | | 3 |"), "{report}");
         assert!(report.contains("Not evaluated"), "{report}");
     }

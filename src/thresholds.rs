@@ -55,6 +55,9 @@ pub struct ThresholdsFile {
     /// Overrides, in file order.
     #[serde(default)]
     pub overrides: Vec<OverrideFile>,
+    /// Queue SLOs (see `slo`).
+    #[serde(default)]
+    pub slos: Vec<crate::slo::SloFile>,
 }
 
 /// Resolved levels.
@@ -90,6 +93,8 @@ pub struct Alert {
 pub struct Thresholds {
     /// Alerts.
     pub alerts: Vec<Alert>,
+    /// Queue SLOs, in file order.
+    pub slos: Vec<crate::slo::Slo>,
 }
 
 const DEFAULT_RUNBOOK: &str =
@@ -98,7 +103,8 @@ const DEFAULT_RUNBOOK: &str =
 impl Thresholds {
     /// The catalogue defaults alone.
     pub fn defaults() -> Thresholds {
-        Thresholds::parse("", "defaults").unwrap_or_else(|_| Thresholds { alerts: Vec::new() })
+        Thresholds::parse("", "defaults")
+            .unwrap_or_else(|_| Thresholds { alerts: Vec::new(), slos: Vec::new() })
     }
 
     /// Reads and validates a thresholds file.
@@ -208,8 +214,9 @@ impl Thresholds {
             }
             alert.overrides.push((o.r#match.clone(), levels));
         }
+        let slos = crate::slo::resolve(&file.slos, src, &runbook_tpl, &mut problem);
         if problems.is_empty() {
-            Ok(Thresholds { alerts })
+            Ok(Thresholds { alerts, slos })
         } else {
             problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
             Err(invalid(problems))

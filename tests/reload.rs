@@ -86,7 +86,7 @@ fn good_change_is_applied_without_restart_and_artifacts_follow() {
     assert!(value(&d.scrape(), "redline_thresholds_reload_timestamp_seconds ").expect("ts") > before);
     assert!(std::fs::read_to_string(&rules)
         .expect("rules")
-        .contains("(redline_queue_oldest_ready_age_seconds) > 120"));
+        .contains("(time() - redline_queue_oldest_ready_timestamp_seconds) > 120"));
     wait_for("Prometheus told to reload", Duration::from_secs(5), || *hits.lock().expect("lock") >= 1);
 }
 

@@ -225,6 +225,10 @@ pub struct Limits {
     /// Most SCAN time per discovery round; a larger keyspace is scanned over several rounds.
     #[serde(default = "default_discovery_budget", with = "humantime_serde")]
     pub discovery_budget: Duration,
+    /// Histogram buckets the thresholds file's SLOs need; not read from the config: the
+    /// reloader fills it and the queue collectors read it on every collection.
+    #[serde(skip)]
+    pub slo_buckets: crate::slo::SharedBuckets,
 }
 
 impl Default for Limits {
@@ -237,6 +241,7 @@ impl Default for Limits {
             queue_histograms: true,
             discovery_interval: default_discovery_interval(),
             discovery_budget: default_discovery_budget(),
+            slo_buckets: Default::default(),
         }
     }
 }

@@ -396,7 +396,92 @@ pub fn dashboards(t: &Thresholds) -> Vec<(String, String)> {
         out.push((format!("redline-{}.json", area.name()), pretty(&d)));
     }
     out.insert(0, ("redline-overview.json".to_string(), pretty(&overview(t))));
+    if !t.slos.is_empty() {
+        out.push(("redline-slos.json".to_string(), pretty(&slo_dashboard(&t.slos))));
+    }
     out
+}
+
+/// One row per SLO: its SLI against the objective, the error budget left over its window, and
+/// the burn rate against the alert factors. Queries read the SLO recording rules.
+fn slo_dashboard(slos: &[crate::slo::Slo]) -> Value {
+    use super::slo::{duration, ratio_name, BUDGET_REMAINING};
+    let vars = vec![
+        variables(Area::Redline).remove(0),
+        query_var("target", "Redis", &format!("label_values({}, target)", ratio_name("5m"))),
+    ];
+    let target = |sel: &str, legend: &str, r: &str| json!({ "refId": r, "datasource": datasource(), "expr": sel, "legendFormat": legend, "range": true });
+    let mut panels = Vec::new();
+    for (i, s) in slos.iter().enumerate() {
+        let sel = format!("{{slo=\"{}\",target=~\"$target\"}}", s.name);
+        let budget = super::number(s.budget());
+        let window = duration(s.window);
+        let who = "{{target}} {{system}} {{prefix}}/{{queue}}";
+        let y = i * 8;
+        let id = panels.len() + 1;
+        let mut sli = timeseries(
+            id,
+            &format!("{}: good jobs", s.name),
+            &format!(
+                "Share of finished jobs that {} (objective {}%), over 5m, 1h and the SLO window ({window}). Below the line the error budget burns. 'seen': share of finished jobs whose times were read; below 1 the SLI is a sample (raise limits.max_finished_samples).",
+                s.sli.describe(),
+                super::number((s.objective * 1e6).round() / 1e4)
+            ),
+            String::new(),
+            "",
+            Unit::Ratio,
+            json!({ "mode": "absolute", "steps": [ { "color": "red", "value": null }, { "color": "green", "value": s.objective } ] }),
+        );
+        sli["targets"] = json!([
+            target(&format!("1 - {}{sel}", ratio_name("5m")), &format!("5m {who}"), "A"),
+            target(&format!("1 - {}{sel}", ratio_name("1h")), &format!("1h {who}"), "B"),
+            target(&format!("1 - {}{sel}", ratio_name(&window)), &format!("{window} {who}"), "C"),
+        ]);
+        if !matches!(s.sli, crate::slo::Sli::Success) {
+            if let Some(t) = sli["targets"].as_array_mut() {
+                t.push(target(&format!("{}{sel}", super::slo::JOBS_SEEN), &format!("seen {who}"), "D"));
+            }
+        }
+        // Near the objective is where the action is: let Grafana scale the axis.
+        if let Some(d) = sli["fieldConfig"]["defaults"].as_object_mut() {
+            d.remove("min");
+            d.remove("max");
+        }
+        sli["gridPos"] = json!({ "h": 8, "w": 10, "x": 0, "y": y });
+        panels.push(sli);
+        panels.push(json!({
+            "id": id + 1,
+            "type": "stat",
+            "title": format!("{}: error budget left", s.name),
+            "description": format!("Share of the {window} error budget ({}% bad jobs) not yet used; below 0 the objective is missed.", super::number(s.budget() * 100.0)),
+            "datasource": datasource(),
+            "gridPos": { "h": 8, "w": 4, "x": 10, "y": y },
+            "fieldConfig": { "defaults": { "unit": "percentunit", "color": { "mode": "thresholds" },
+                "thresholds": { "mode": "absolute", "steps": [ { "color": "red", "value": null }, { "color": "orange", "value": 0 }, { "color": "green", "value": 0.25 } ] } },
+                "overrides": [] },
+            "options": { "reduceOptions": { "calcs": ["lastNotNull"], "fields": "", "values": false },
+                         "colorMode": "background", "graphMode": "area", "textMode": "auto", "justifyMode": "auto",
+                         "orientation": "auto", "showPercentChange": false, "wideLayout": true },
+            "targets": [ target(&format!("{BUDGET_REMAINING}{sel}"), who, "A") ]
+        }));
+        let mut burn = timeseries(
+            id + 2,
+            &format!("{}: burn rate", s.name),
+            "How many times faster than the objective allows the error budget burns. The page needs 14.4× over 1h and 5m, or 6× over 6h and 30m; the ticket 1× over 3d and 6h.",
+            String::new(),
+            "",
+            Unit::Count,
+            json!({ "mode": "absolute", "steps": [ { "color": "green", "value": null }, { "color": "orange", "value": 1 }, { "color": "red", "value": 6 }, { "color": "dark-red", "value": 14.4 } ] }),
+        );
+        burn["targets"] = json!(["1h", "6h", "3d"]
+            .iter()
+            .zip(["A", "B", "C"])
+            .map(|(w, r)| target(&format!("{}{sel} / {budget}", ratio_name(w)), &format!("{w} {who}"), r))
+            .collect::<Vec<_>>());
+        burn["gridPos"] = json!({ "h": 8, "w": 10, "x": 14, "y": y });
+        panels.push(burn);
+    }
+    dashboard("redline-slos", "redline / SLOs", vars, panels)
 }
 
 /// The overview: one stat per area showing the worst value against its levels.
@@ -537,7 +622,24 @@ mod tests {
         let steps = &v["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["steps"];
         assert_eq!(steps[1]["value"], json!(42.0));
         assert_eq!(steps[2]["value"], json!(99.0));
-        assert_eq!(v["panels"][0]["targets"][0]["expr"], json!("redline_queue_oldest_ready_age_seconds{target=~\"$target\",system=~\"$system\",queue=~\"$queue\"}"));
+        assert_eq!(v["panels"][0]["targets"][0]["expr"], json!("time() - redline_queue_oldest_ready_timestamp_seconds{target=~\"$target\",system=~\"$system\",queue=~\"$queue\"}"));
+    }
+
+    #[test]
+    fn slo_dashboard_draws_each_slo_from_its_recording_rules() {
+        let t = Thresholds::parse(include_str!("../../rules/thresholds.yaml"), "t.yaml").expect("shipped");
+        let d = dashboards(&t);
+        let (_, text) = d.iter().find(|(n, _)| n == "redline-slos.json").expect("slo dashboard");
+        assert_eq!(check(text), Vec::<String>::new());
+        let v: Value = serde_json::from_str(text).expect("json");
+        assert_eq!(v["uid"], json!("redline-slos"));
+        assert_eq!(v["panels"].as_array().map(Vec::len), Some(3 * t.slos.len()));
+        assert_eq!(v["panels"][0]["fieldConfig"]["defaults"]["thresholds"]["steps"][1]["value"], json!(0.99));
+        assert_eq!(
+            v["panels"][2]["targets"][0]["expr"],
+            json!("redline:slo_errors:ratio_rate1h{slo=\"payments-start\",target=~\"$target\"} / 0.01")
+        );
+        assert!(!dashboards(&Thresholds::defaults()).iter().any(|(n, _)| n == "redline-slos.json"));
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod dashboards;
 pub mod rule_tests;
 pub mod rules;
 pub mod runbooks;
+pub mod slo;
 
 use std::time::Duration;
 

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::slo as slo_rules;
 use super::{prom_duration, GENERATED};
 use crate::catalog::{AlertDef, Op, Unit};
+use crate::config::queues::System;
+use crate::names as n;
+use crate::slo::{Sli, Slo};
 use crate::thresholds::{Alert, Levels, Thresholds};
 
 #[derive(Serialize)]
@@ -24,6 +28,22 @@ struct Case {
     interval: String,
     input_series: Vec<InputSeries>,
     alert_rule_test: Vec<AlertTest>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    promql_expr_test: Vec<ExprTest>,
+}
+
+/// A PromQL check on recorded series.
+#[derive(Serialize)]
+struct ExprTest {
+    expr: String,
+    eval_time: String,
+    exp_samples: Vec<ExpSample>,
+}
+
+#[derive(Serialize)]
+struct ExpSample {
+    labels: String,
+    value: f64,
 }
 
 #[derive(Serialize)]
@@ -233,7 +253,8 @@ fn case(
 ) -> Case {
     let def = a.def;
     // Long enough for rate windows (10m) and the `for` duration, with data to spare.
-    let eval = levels.for_ + Duration::from_secs(15 * 60);
+    // Whole minutes, on a sample: timestamp fixtures (`time() - ts`) are exact only there.
+    let eval = Duration::from_secs((levels.for_.as_secs() + 15 * 60).div_ceil(60) * 60);
     let samples = eval.as_secs() / 60 + 5;
     let input_series = (def.fixture)(value)
         .into_iter()
@@ -281,6 +302,7 @@ fn case(
             alertname: def.alert.to_string(),
             exp_alerts,
         }],
+        promql_expr_test: Vec::new(),
     }
 }
 
@@ -322,9 +344,192 @@ pub fn test_file(t: &Thresholds, rule_file_name: &str) -> String {
             }
         }
     }
+    for slo in &t.slos {
+        tests.extend(slo_cases(slo));
+    }
     let file =
         TestFile { rule_files: vec![rule_file_name.to_string()], evaluation_interval: "1m".into(), tests };
     format!("# {GENERATED}\n{}", serde_yaml_ng::to_string(&file).unwrap_or_default())
+}
+
+/// Identifying labels of a queue the SLO picks (placeholders where its matcher is open).
+fn slo_queue_labels(slo: &Slo) -> BTreeMap<String, String> {
+    let m = &slo.matcher;
+    let system = m.system.unwrap_or(System::Bullmq);
+    let prefix = m.prefix.clone().unwrap_or_else(|| system.default_prefix().to_string());
+    let mut l = BTreeMap::from([
+        ("target".to_string(), m.target.clone().unwrap_or_else(|| "t".into())),
+        ("system".to_string(), system.as_str().to_string()),
+        ("queue".to_string(), m.queue.clone()),
+    ]);
+    if !prefix.is_empty() {
+        l.insert("prefix".into(), prefix);
+    }
+    l
+}
+
+fn selector(name: &str, labels: &BTreeMap<String, String>, extra: &str) -> String {
+    let mut parts: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    if !extra.is_empty() {
+        parts.push(extra.to_string());
+    }
+    format!("{name}{{{}}}", parts.join(","))
+}
+
+/// Jobs finishing per minute in SLO test series: bad shares down to 0.00001 stay whole numbers.
+const SLO_JOBS_PER_MINUTE: u64 = 100_000;
+
+/// promtool's expanding notation for a counter growing by `per_minute[i]` for `minutes[i]`.
+fn counter_values(phases: &[(u64, u64)]) -> String {
+    let mut parts = vec![format!("0+{}x{}", phases[0].1, phases[0].0)];
+    let mut at = phases[0].0 * phases[0].1;
+    for (minutes, per) in &phases[1..] {
+        parts.push(format!("{}+{per}x{}", at + per, minutes - 1));
+        at += minutes * per;
+    }
+    parts.join(" ")
+}
+
+/// Input series for an SLO: [`SLO_JOBS_PER_MINUTE`] finished jobs a minute, a share of them bad,
+/// per phase `(minutes, bad share)`; returns the series and the bad share over all the data.
+fn slo_series(slo: &Slo, phases: &[(u64, f64)]) -> (Vec<InputSeries>, f64) {
+    let l = slo_queue_labels(slo);
+    let bad: Vec<(u64, u64)> =
+        phases.iter().map(|(m, share)| (*m, (share * SLO_JOBS_PER_MINUTE as f64).round() as u64)).collect();
+    let good: Vec<(u64, u64)> = bad.iter().map(|(m, b)| (*m, SLO_JOBS_PER_MINUTE - b)).collect();
+    let total: Vec<(u64, u64)> = bad.iter().map(|(m, _)| (*m, SLO_JOBS_PER_MINUTE)).collect();
+    let series = match slo.sli {
+        Sli::Wait(t) | Sli::Processing(t) => {
+            let h = if matches!(slo.sli, Sli::Wait(_)) {
+                &n::QUEUE_WAIT_DURATION
+            } else {
+                &n::QUEUE_PROCESSING_DURATION
+            }
+            .exposed();
+            // redline writes whole-number bounds as `30.0`.
+            let le = if t.fract() == 0.0 { format!("le=\"{t:.1}\"") } else { format!("le=\"{t}\"") };
+            vec![
+                InputSeries {
+                    series: selector(&format!("{h}_bucket"), &l, &le),
+                    values: counter_values(&good),
+                },
+                InputSeries {
+                    series: selector(&format!("{h}_count"), &l, ""),
+                    values: counter_values(&total),
+                },
+            ]
+        }
+        Sli::Success => vec![
+            InputSeries {
+                series: selector(&n::QUEUE_JOBS_COMPLETED.exposed(), &l, ""),
+                values: counter_values(&good),
+            },
+            InputSeries {
+                series: selector(&n::QUEUE_JOBS_FAILED.exposed(), &l, ""),
+                values: counter_values(&bad),
+            },
+        ],
+    };
+    let all_bad: u64 = bad.iter().map(|(m, b)| m * b).sum();
+    let all: u64 = total.iter().map(|(m, t)| m * t).sum();
+    (series, all_bad as f64 / all.max(1) as f64)
+}
+
+/// promtool cases for one SLO: silent when healthy; page and ticket on a fast burn; ticket
+/// only on a slow burn; and after a burst ends, the short windows stop the page while the
+/// ticket stays.
+fn slo_cases(slo: &Slo) -> Vec<Case> {
+    let b = slo.budget();
+    let page_factor = if 14.4 * b < 1.0 { 14.4 } else { 6.0 };
+    // Shares in whole jobs of SLO_JOBS_PER_MINUTE, so names and values print exactly.
+    let whole = |share: f64| (share * SLO_JOBS_PER_MINUTE as f64).round() / SLO_JOBS_PER_MINUTE as f64;
+    let fast = whole((1.0 + page_factor * b) / 2.0);
+    let slow = whole(3.0 * b);
+    let expect = |severities: &[&str], value: f64| -> Vec<ExpAlert> {
+        severities
+            .iter()
+            .map(|sev| {
+                let mut labels = slo_queue_labels(slo);
+                labels.insert("slo".into(), slo.name.clone());
+                let exp_annotations = BTreeMap::from([
+                    ("summary".to_string(), render(&slo.summary, &labels, value)),
+                    (
+                        "description".to_string(),
+                        render(&slo_rules::description(slo, sev, 1.0), &labels, value),
+                    ),
+                    ("runbook_url".to_string(), slo.runbook_url.clone()),
+                ]);
+                labels.insert("severity".into(), sev.to_string());
+                ExpAlert { exp_labels: labels, exp_annotations }
+            })
+            .collect()
+    };
+    let case = |what: &str, phases: &[(u64, f64)], severities: &[&str], value_of: &dyn Fn(f64) -> f64| {
+        let (input_series, all_bad) = slo_series(slo, phases);
+        let minutes: u64 = phases.iter().map(|p| p.0).sum();
+        Case {
+            name: format!("{} {} {what}", crate::slo::ALERT, slo.name),
+            interval: "1m".into(),
+            input_series,
+            alert_rule_test: vec![AlertTest {
+                eval_time: prom_duration(Duration::from_secs(minutes * 60)),
+                alertname: crate::slo::ALERT.to_string(),
+                exp_alerts: expect(severities, value_of(all_bad)),
+            }],
+            promql_expr_test: Vec::new(),
+        }
+    };
+    let burn = |all_bad: f64| all_bad / b;
+    let mut cases = vec![
+        // Ten minutes of data fill every window alike (rate() uses what there is).
+        case("healthy: silent", &[(10, 0.0)], &[], &burn),
+        case(
+            &format!("fast burn ({}): pages and tickets", super::number(fast)),
+            &[(10, fast)],
+            &["critical", "warning"],
+            &burn,
+        ),
+        case(
+            &format!("slow burn ({}): tickets only", super::number(slow)),
+            &[(10, slow)],
+            &["warning"],
+            &burn,
+        ),
+        // The 5m and 30m windows are clean again; the 1h and 6h ones still hold the burst
+        // (half of it: still past both pages' factors), so only the short windows stop the page.
+        case("burst over: page stops, ticket stays", &[(30, fast), (31, 0.0)], &["warning"], &burn),
+    ];
+    if let Sli::Wait(_) | Sli::Processing(_) = slo.sli {
+        cases.push(sampled_case(slo));
+    }
+    cases
+}
+
+/// Twice as many jobs finished as the histogram saw (more than `max_finished_samples` per
+/// collection): the jobs-seen ratio says the SLI is a sample.
+fn sampled_case(slo: &Slo) -> Case {
+    let (mut input_series, _) = slo_series(slo, &[(10, 0.0)]);
+    let l = slo_queue_labels(slo);
+    let twice = counter_values(&[(10, 2 * SLO_JOBS_PER_MINUTE)]);
+    input_series
+        .push(InputSeries { series: selector(&n::QUEUE_JOBS_COMPLETED.exposed(), &l, ""), values: twice });
+    input_series.push(InputSeries {
+        series: selector(&n::QUEUE_JOBS_FAILED.exposed(), &l, ""),
+        values: "0+0x10".into(),
+    });
+    let mut labels = l.clone();
+    labels.insert("slo".into(), slo.name.clone());
+    Case {
+        name: format!("{} {} jobs seen: half of the finished jobs were timed", crate::slo::ALERT, slo.name),
+        interval: "1m".into(),
+        input_series,
+        alert_rule_test: Vec::new(),
+        promql_expr_test: vec![ExprTest {
+            expr: slo_rules::JOBS_SEEN.to_string(),
+            eval_time: "10m".into(),
+            exp_samples: vec![ExpSample { labels: selector(slo_rules::JOBS_SEEN, &labels, ""), value: 0.5 }],
+        }],
+    }
 }
 
 #[cfg(test)]

@@ -35,9 +35,25 @@ pub struct Group {
     pub rules: Vec<Rule>,
 }
 
+/// An alert group from the catalogue or the SLO group (recording rules and alerts).
+#[derive(Serialize)]
+#[serde(untagged)]
+enum AnyGroup<'a> {
+    Alerts(&'a Group),
+    Slo(&'a super::slo::SloGroup),
+}
+
 #[derive(Serialize)]
 struct RuleFile<'a> {
-    groups: &'a [Group],
+    groups: Vec<AnyGroup<'a>>,
+}
+
+impl<'a> RuleFile<'a> {
+    fn new(groups: &'a [Group], slo: Option<&'a super::slo::SloGroup>) -> Self {
+        let mut all: Vec<AnyGroup> = groups.iter().map(AnyGroup::Alerts).collect();
+        all.extend(slo.map(AnyGroup::Slo));
+        RuleFile { groups: all }
+    }
 }
 
 /// Label matchers selecting the series an override owns.
@@ -108,7 +124,14 @@ fn to_yaml<T: Serialize>(v: &T) -> String {
 
 /// The Prometheus rule file.
 pub fn rule_file(t: &Thresholds) -> String {
-    format!("# {GENERATED}\n{}", to_yaml(&RuleFile { groups: &groups(t) }))
+    rule_file_scaled(t, 1.0)
+}
+
+/// The rule file with every SLO window multiplied by `slo_time_scale` (see `generate::slo`);
+/// for tests that must burn an error budget in minutes. Other rules are unchanged.
+pub fn rule_file_scaled(t: &Thresholds, slo_time_scale: f64) -> String {
+    let slo = super::slo::group(&t.slos, slo_time_scale);
+    format!("# {GENERATED}\n{}", to_yaml(&RuleFile::new(&groups(t), slo.as_ref())))
 }
 
 #[derive(Serialize)]
@@ -154,6 +177,7 @@ pub fn thresholds_configmap(thresholds_text: &str, name: &str, namespace: Option
 /// The same rules as a prometheus-operator `PrometheusRule` resource.
 pub fn prometheus_rule(t: &Thresholds, name: &str, namespace: Option<&str>) -> String {
     let groups = groups(t);
+    let slo = super::slo::group(&t.slos, 1.0);
     let doc = PrometheusRule {
         api_version: "monitoring.coreos.com/v1",
         kind: "PrometheusRule",
@@ -162,7 +186,7 @@ pub fn prometheus_rule(t: &Thresholds, name: &str, namespace: Option<&str>) -> S
             namespace,
             labels: BTreeMap::from([("app.kubernetes.io/name", "redline"), ("role", "alert-rules")]),
         },
-        spec: RuleFile { groups: &groups },
+        spec: RuleFile::new(&groups, slo.as_ref()),
     };
     format!("# {GENERATED}\n{}", to_yaml(&doc))
 }
@@ -184,9 +208,12 @@ mod tests {
         assert_eq!(rules.len(), 4);
         assert_eq!(
             rules[0].expr,
-            "(redline_queue_oldest_ready_age_seconds) > 300 unless on (target, system, prefix, queue) (redline_queue_oldest_ready_age_seconds{queue=\"payments\"})"
+            "(time() - redline_queue_oldest_ready_timestamp_seconds) > 300 unless on (target, system, prefix, queue) (time() - redline_queue_oldest_ready_timestamp_seconds{queue=\"payments\"})"
         );
-        assert_eq!(rules[2].expr, "(redline_queue_oldest_ready_age_seconds{queue=\"payments\"}) > 30");
+        assert_eq!(
+            rules[2].expr,
+            "(time() - redline_queue_oldest_ready_timestamp_seconds{queue=\"payments\"}) > 30"
+        );
         assert_eq!(rules[2].for_.as_deref(), Some("1m"));
         assert_eq!(rules[3].labels.get("severity").map(String::as_str), Some("critical"));
     }

@@ -33,5 +33,30 @@ pub fn runbooks(t: &Thresholds) -> String {
             ));
         }
     }
+    out.push_str(&slo_section(t));
+    out
+}
+
+/// The section every SLO alert links to; empty without SLOs.
+fn slo_section(t: &Thresholds) -> String {
+    if t.slos.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "\n<a id=\"{key}\"></a>\n## {key}\n\n**Alert** `{alert}` (slos). A queue's jobs miss their objective fast enough to use up the error budget early: **critical** (page) when the budget burns 14.4× too fast over 1h and 5m, or 6× over 6h and 30m; **warning** (ticket) at 1× over 3d and 6h. The short window makes the alert stop soon after the burning stops. The value is the burn rate over the long window. Dashboard: `redline-slos` (SLI, budget left, burn rate).\n\nA wait SLO counts jobs when they finish: a queue with no worker at all burns nothing until its jobs run; `QueueJobsWaitingTooLong` covers that.\n",
+        key = crate::slo::RUNBOOK_KEY,
+        alert = crate::slo::ALERT
+    );
+    for s in &t.slos {
+        out.push_str(&format!(
+            "\n### SLO {}\n\n{}% of jobs of queue `{}` {} over {}.\n\n```promql\n{}\n```\n",
+            s.name,
+            super::number((s.objective * 1e6).round() / 1e4),
+            s.matcher.promql(),
+            s.sli.describe(),
+            super::slo::duration(s.window),
+            super::slo::alert_expr(s, "critical", 1.0)
+        ));
+    }
     out
 }

@@ -4,6 +4,8 @@
 //   work: {port, queue, prefix, ms, failEvery, seconds, attempts,
 //          lockDuration, stalledInterval}                       -> processes jobs for `seconds`
 //   take: {port, queue, prefix, lockDuration}                       -> leaves one job active
+//   produce: {port, queue, prefix, rate, seconds}                   -> adds `rate` jobs a second
+//   times: {port, queue, prefix}  -> prints {"wait": [timestamp…], "active": [processedOn…]}, oldest first
 //   seed: {port, queues, prefix, perState}                          -> many queues (benchmark)
 //   counts: {port|cluster, queue, prefix}                        -> prints getJobCounts() as JSON
 // Any action takes {"cluster": [port, …]} instead of port to go through a Redis Cluster.
@@ -43,6 +45,22 @@ async function bullmq(pkg) {
     // The library's own numbers, to check redline's against.
     const q = new Queue(o.queue, { connection, prefix: o.prefix });
     console.log(JSON.stringify(await q.getJobCounts()));
+    await q.close();
+  } else if (action === 'produce') {
+    // A steady producer: one job every 1/rate s for `seconds` (SLO burn tests).
+    const q = new Queue(o.queue, { connection, prefix: o.prefix });
+    const end = Date.now() + o.seconds * 1000;
+    for (let i = 0; Date.now() < end; i++) {
+      await q.add('job', { i });
+      await new Promise(r => setTimeout(r, 1000 / o.rate));
+    }
+    await q.close();
+  } else if (action === 'times') {
+    // The library's own view of job times, to check redline's timestamps against.
+    const q = new Queue(o.queue, { connection, prefix: o.prefix });
+    const wait = (await q.getJobs(['wait'], 0, -1, true)).map(j => j.timestamp).sort((a, b) => a - b);
+    const active = (await q.getJobs(['active'], 0, -1, true)).map(j => j.processedOn).sort((a, b) => a - b);
+    console.log(JSON.stringify({ wait, active }));
     await q.close();
   } else if (action === 'take') {
     // Moves one job to active by manual processing and leaves it there, as a worker that

@@ -112,6 +112,7 @@ pub fn read(
         Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
         _ => 0.0,
     };
+    r.oldest_ready_ms = int(a.get(6)).filter(|ms| *ms >= 0.0);
     // Per finished job: timestamp, processedOn, finishedOn, atm, attemptsMade, delay.
     for samples in [list(a.get(7)), list(a.get(8))].into_iter().flatten() {
         for s in samples.chunks_exact(6) {

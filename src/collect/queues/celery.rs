@@ -107,6 +107,7 @@ pub fn read(
         Some(tag) => (now_ms - *st.first_seen.entry(tag.clone()).or_insert(now_ms)) / 1000.0,
         None => 0.0,
     };
+    r.oldest_ready_ms = next.as_ref().and_then(|t| st.first_seen.get(t).copied());
     // Tags seen before the next message were consumed already (FIFO): forget them.
     if let Some(t0) = next.as_ref().and_then(|t| st.first_seen.get(t).copied()) {
         st.first_seen.retain(|_, seen| *seen >= t0);

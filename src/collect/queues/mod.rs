@@ -63,6 +63,8 @@ pub struct Reading {
     pub states: Vec<(&'static str, f64)>,
     /// Age of the oldest job ready to run, seconds (0 when none).
     pub oldest_ready_age: f64,
+    /// When the oldest job ready to run became ready, ms since the epoch (`None` when none).
+    pub oldest_ready_ms: Option<f64>,
     /// Paused flag.
     pub paused: Option<bool>,
     /// Lifetime counters that the keys hold (e.g. BullMQ's id counter).
@@ -93,6 +95,7 @@ impl Reading {
     /// Records when the longest-running active job started (both times in ms since the epoch).
     fn running_since(&mut self, now_ms: f64, started_ms: f64) {
         self.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now_ms - started_ms) / 1000.0).max(0.0)));
+        self.extra.push((&n::QUEUE_OLDEST_ACTIVE_TIMESTAMP, vec![], started_ms / 1000.0));
     }
 
     /// Records how many active jobs their worker no longer holds (lock or heartbeat expired).
@@ -130,6 +133,8 @@ pub struct Queues {
     max_queues: usize,
     max_samples: usize,
     histograms: bool,
+    /// Buckets the SLOs need (updated by hot reload).
+    slo_buckets: crate::slo::SharedBuckets,
     /// Filled by the discovery task.
     pub discovered: Arc<RwLock<discovery::Found>>,
     state: HashMap<QueueRef, QueueState>,
@@ -169,6 +174,7 @@ impl Queues {
             max_queues: limits.max_queues,
             max_samples: limits.max_finished_samples,
             histograms: limits.queue_histograms,
+            slo_buckets: limits.slo_buckets.clone(),
             discovered: Arc::new(RwLock::new(discovery::Found::default())),
             state: HashMap::new(),
             errors: HashMap::new(),
@@ -399,6 +405,9 @@ impl Queues {
             out.add(&n::QUEUE_JOBS, l, *v);
         }
         out.add(&n::QUEUE_OLDEST_READY_AGE, base(), r.oldest_ready_age);
+        if let Some(ms) = r.oldest_ready_ms {
+            out.add(&n::QUEUE_OLDEST_READY_TIMESTAMP, base(), ms / 1000.0);
+        }
         if let Some(p) = r.paused {
             out.add(&n::QUEUE_PAUSED, base(), if p { 1.0 } else { 0.0 });
         }
@@ -417,6 +426,13 @@ impl Queues {
             out.add(&n::QUEUE_JOBS_ADDED, base(), a);
         }
         let Some(st) = self.state.get_mut(q) else { return };
+        let slo_named = histogram::apply_slo_bounds(
+            &self.slo_buckets.get(),
+            &self.target,
+            q,
+            &mut st.wait,
+            &mut st.processing,
+        );
         st.completed += r.completed_new;
         st.failed += r.failed_new;
         st.retried += r.retries_new;
@@ -428,7 +444,8 @@ impl Queues {
         out.add(&n::QUEUE_JOBS_COMPLETED, base(), r.completed_total.unwrap_or(st.completed));
         out.add(&n::QUEUE_JOBS_FAILED, base(), r.failed_total.unwrap_or(st.failed));
         out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
-        if !self.histograms {
+        // Queues named in SLOs keep their histograms: the SLI is read from them.
+        if !self.histograms && !slo_named {
             return;
         }
         let (sum, count, buckets) = st.wait.snapshot();

@@ -70,6 +70,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     let due = text(a.get(4)).and_then(|s| s.parse::<f64>().ok()).map(|s| s * 1000.0).filter(|ms| *ms <= now);
     let oldest = [head, due].into_iter().flatten().fold(f64::INFINITY, f64::min);
     r.oldest_ready_age = if oldest.is_finite() { ((now - oldest) / 1000.0).max(0.0) } else { 0.0 };
+    r.oldest_ready_ms = oldest.is_finite().then_some(oldest);
     for samples in [list(a.get(5)), list(a.get(6))].into_iter().flatten() {
         for s in samples.chunks_exact(3) {
             let t: Vec<Option<f64>> = s.iter().map(|v| text(Some(v)).and_then(|x| iso_ms(&x))).collect();

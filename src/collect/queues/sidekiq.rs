@@ -109,6 +109,7 @@ pub fn read(
         Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
         _ => 0.0,
     };
+    r.oldest_ready_ms = int(a.get(2)).filter(|ms| *ms >= 0.0);
     r.bad_data += int(a.get(3)).unwrap_or(0.0) as u64;
     r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
     if let Some(at) = global.and_then(|g| g.running_since.get(&q.name)) {

@@ -59,5 +59,6 @@ pub fn read(replies: &[RedisResult<Value>]) -> Result<Reading, QueueError> {
     r.states.push(("waiting", lag_max));
     r.states.push(("active", pending_sum));
     r.oldest_ready_age = if oldest.is_finite() { ((now - oldest) / 1000.0).max(0.0) } else { 0.0 };
+    r.oldest_ready_ms = oldest.is_finite().then_some(oldest);
     Ok(r)
 }
