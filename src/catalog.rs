@@ -431,6 +431,94 @@ pub static ALERTS: &[AlertDef] = &[
         },
         fixture_labels: T_LABELS,
     },
+    // ---------------- Redis Cluster and Sentinel ----------------
+    AlertDef {
+        key: "redis_cluster_state",
+        alert: "RedisClusterStateNotOk",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::REDIS_CLUSTER_STATE.exposed(), sel(&[s])),
+        summary: "Redis Cluster {{ $labels.target }} is not ok",
+        description: "CLUSTER INFO on {{ $labels.target }} says cluster_state is not ok: the cluster refuses commands for some or all keys (a shard without a reachable primary, or a node cut off from the majority). Check redline_redis_node_up and the slots panel.",
+        default: d(None, Some(1.0), 60),
+        panel: "Cluster state ok",
+        fixture: |v| vec![gauge(n::REDIS_CLUSTER_STATE.exposed(), T, v)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_cluster_slots_uncovered",
+        alert: "RedisClusterSlotsNotCovered",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Count,
+        // Slots not served by a healthy primary: unassigned, or owned by a failing node.
+        expr: |s| {
+            format!("16384 - max by (target) ({}{})", n::REDIS_CLUSTER_SLOTS.exposed(), sel(&["state=\"ok\"", s]))
+        },
+        summary: "Redis Cluster {{ $labels.target }} does not serve every hash slot",
+        description: "{value} of the 16384 hash slots of {{ $labels.target }} are unassigned or owned by a failing primary (threshold {threshold}); commands on their keys fail. A replica should take over within cluster-node-timeout; if not, fail over by hand or reassign the slots.",
+        default: d(None, Some(0.0), 60),
+        panel: "Slots not covered",
+        fixture: |v| {
+            vec![gauge(n::REDIS_CLUSTER_SLOTS.exposed(), "{target=\"t\",state=\"ok\"}", 16384.0 - v)]
+        },
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_node_down",
+        alert: "RedisNodeDown",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::REDIS_NODE_UP.exposed(), sel(&[s])),
+        summary: "Redis node {{ $labels.node }} of {{ $labels.target }} is down",
+        description: "redline cannot read node {{ $labels.node }} ({{ $labels.role }}) of {{ $labels.target }}. A dead primary is failed over by the cluster or Sentinel; a dead replica leaves its shard without a spare. Restart it, or forget it (CLUSTER FORGET / SENTINEL RESET) if it is gone for good.",
+        default: d(Some(1.0), None, 60),
+        panel: "Nodes up",
+        fixture: |v| {
+            vec![gauge(n::REDIS_NODE_UP.exposed(), "{target=\"t\",node=\"10.0.0.1:7000\",role=\"replica\"}", v)]
+        },
+        fixture_labels: &[("target", "t"), ("node", "10.0.0.1:7000"), ("role", "replica")],
+    },
+    AlertDef {
+        key: "redis_failover",
+        alert: "RedisFailoverHappened",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::Count,
+        // Rounded: increase() extrapolates, and a failover count reads best as a whole number.
+        expr: |s| format!("round(sum by (target) (increase({}{}[15m])))", n::REDIS_FAILOVERS.exposed(), sel(&[s])),
+        summary: "A replica of {{ $labels.target }} was promoted to primary",
+        description: "redline saw {value} failovers on {{ $labels.target }} in the last 15 minutes (threshold {threshold}). Find out why the old primary failed, and check the clients reconnected (BullMQ workers log reconnections) and no jobs were lost in the switch.",
+        default: d(Some(0.0), None, 0),
+        panel: "Failovers (15m)",
+        // A counter growing so that 15 minutes add exactly `v`.
+        fixture: |v| vec![counter(n::REDIS_FAILOVERS.exposed(), T, v / 900.0)],
+        fixture_labels: T_LABELS,
+    },
+    AlertDef {
+        key: "redis_sentinel_quorum",
+        alert: "RedisSentinelQuorumLost",
+        area: Area::Redis,
+        scope: Scope::Target,
+        op: Op::Below,
+        unit: Unit::Bool,
+        // Any sentinel that can still authorise a failover is enough.
+        expr: |s| format!("max by (target) ({}{})", n::REDIS_SENTINEL_QUORUM_OK.exposed(), sel(&[s])),
+        summary: "Sentinels of {{ $labels.target }} cannot fail it over",
+        description: "No sentinel of {{ $labels.target }} reaches the quorum and a majority (SENTINEL CKQUORUM): if the primary dies now, nobody promotes a replica. Bring sentinels back or fix their network.",
+        default: d(None, Some(1.0), 120),
+        panel: "Sentinel quorum ok",
+        fixture: |v| {
+            vec![gauge(n::REDIS_SENTINEL_QUORUM_OK.exposed(), "{target=\"t\",sentinel=\"10.0.0.5:26379\"}", v)]
+        },
+        fixture_labels: T_LABELS,
+    },
     // ---------------- Queues ----------------
     AlertDef {
         key: "queue_oldest_ready_age",

@@ -359,7 +359,7 @@ pub const QUEUE_OLDEST_READY_AGE_LOWER_BOUND: M = M::gauge(
 /// Round trips to Redis.
 pub const REDIS_ROUND_TRIPS: M = M::counter(
     "redline_redis_round_trips",
-    "Requests redline sent to this Redis and waited for, by purpose (collect, discovery).",
+    "Requests redline sent to this Redis and waited for, by purpose (collect, discovery; queues on cluster and Sentinel nodes).",
 );
 
 // --- thresholds reload ---
@@ -518,4 +518,69 @@ pub const PG_TABLE_LIVE: M = M::gauge("redline_pg_table_live_tuples", "Live tupl
 pub const PG_TABLE_VACUUM_AGE: M = M::gauge(
     "redline_pg_table_last_vacuum_age_seconds",
     "Time since the table was last vacuumed or autovacuumed (-1 if never).",
+);
+
+// --- Redis Cluster and Sentinel topologies ---
+/// A node of a cluster or Sentinel target.
+pub const REDIS_NODE_UP: M = M::gauge(
+    "redline_redis_node_up",
+    "1 if this node of a cluster or Sentinel target answered the last collection, else 0.",
+);
+/// Failovers redline saw.
+pub const REDIS_FAILOVERS: M = M::counter(
+    "redline_redis_failovers",
+    "Failovers redline saw on this target: a node it knew as a replica became a primary.",
+);
+/// Topology reads.
+pub const REDIS_TOPOLOGY_REFRESHES: M = M::counter(
+    "redline_redis_topology_refreshes",
+    "Topology reads (CLUSTER SHARDS/NODES, Sentinel queries), by outcome.",
+);
+/// cluster_state.
+pub const REDIS_CLUSTER_STATE: M =
+    M::gauge("redline_redis_cluster_state", "1 if CLUSTER INFO says cluster_state:ok, else 0.");
+/// Slots by state.
+pub const REDIS_CLUSTER_SLOTS: M = M::gauge(
+    "redline_redis_cluster_slots",
+    "Hash slots by state (assigned, ok, pfail, fail) from CLUSTER INFO; 16384 ok is full coverage.",
+);
+/// Known nodes.
+pub const REDIS_CLUSTER_KNOWN_NODES: M =
+    M::gauge("redline_redis_cluster_known_nodes", "Nodes the cluster knows (cluster_known_nodes).");
+/// Shards.
+pub const REDIS_CLUSTER_SHARDS: M =
+    M::gauge("redline_redis_cluster_shards", "Primaries serving at least one hash slot (cluster_size).");
+/// MOVED/ASK replies.
+pub const REDIS_CLUSTER_REDIRECTIONS: M = M::counter(
+    "redline_redis_cluster_redirections",
+    "MOVED/ASK replies to redline's queue reads (the slot map changed under it), by kind.",
+);
+/// Sentinel reachability.
+pub const REDIS_SENTINEL_UP: M =
+    M::gauge("redline_redis_sentinel_up", "1 if this sentinel answered the last collection, else 0.");
+/// Masters a sentinel monitors.
+pub const REDIS_SENTINEL_MASTERS: M =
+    M::gauge("redline_redis_sentinel_masters", "Primaries this sentinel monitors (SENTINEL MASTERS).");
+/// Quorum reachable.
+pub const REDIS_SENTINEL_QUORUM_OK: M = M::gauge(
+    "redline_redis_sentinel_quorum_ok",
+    "1 if this sentinel can reach the quorum and a majority to fail the primary over (SENTINEL CKQUORUM).",
+);
+/// Sentinels that know the primary.
+pub const REDIS_SENTINEL_SENTINELS: M = M::gauge(
+    "redline_redis_sentinel_sentinels",
+    "Sentinels watching the primary as this sentinel sees them, itself included.",
+);
+/// Replicas a sentinel knows.
+pub const REDIS_SENTINEL_REPLICAS: M =
+    M::gauge("redline_redis_sentinel_replicas", "Replicas of the primary this sentinel knows.");
+/// switch-master announcements.
+pub const REDIS_SENTINEL_FAILOVERS: M = M::counter(
+    "redline_redis_sentinel_failovers",
+    "+switch-master announcements for the primary received from the sentinels.",
+);
+/// Queues redline cannot read on a cluster.
+pub const QUEUE_UNREADABLE: M = M::gauge(
+    "redline_queue_unreadable",
+    "1 for a queue redline did not read, by reason: cross_slot (its keys hash to several cluster slots; give it a {hash-tag} prefix), node_down (the node owning its slot did not answer), no_owner (no node serves its slot).",
 );

@@ -81,6 +81,7 @@ fn dashboards_pass_import_checks_and_every_expression_parses() {
     for (i, e) in exprs.iter().enumerate() {
         let e = e
             .replace("$target", ".*")
+            .replace("$node", ".*")
             .replace("$system", ".*")
             .replace("$queue", ".*")
             .replace("$instance", ".*")

@@ -9,8 +9,11 @@ pub mod postgres_sql;
 pub mod postgres_tls;
 pub mod queues;
 pub mod redis;
+pub mod redis_cluster;
 pub mod redis_replies;
+pub mod sentinel;
 mod store;
+pub mod topology;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -88,8 +91,20 @@ pub fn build(config: &Config) -> Result<Vec<Scheduled>, String> {
     }
     for t in config.redis_targets()? {
         let (interval, timeout) = (t.interval, t.timeout);
-        let c = redis::RedisCollector::new(t, config.limits.clone())?;
-        out.push(Scheduled { collector: Box::new(c), interval, timeout });
+        let collector: Box<dyn Collector> = match t.topology.clone() {
+            crate::config::Topology::Single => {
+                Box::new(redis::RedisCollector::new(t, config.limits.clone())?)
+            }
+            crate::config::Topology::Cluster { seeds } => {
+                let source = redis_cluster::ClusterSource::new(t.clone(), seeds);
+                Box::new(topology::TopologyCollector::new(t, config.limits.clone(), Box::new(source)))
+            }
+            crate::config::Topology::Sentinel { .. } => {
+                let source = sentinel::SentinelSource::new(t.clone())?;
+                Box::new(topology::TopologyCollector::new(t, config.limits.clone(), Box::new(source)))
+            }
+        };
+        out.push(Scheduled { collector, interval, timeout });
     }
     Ok(out)
 }

@@ -88,33 +88,7 @@ impl Drop for RedisCollector {
 impl RedisCollector {
     /// Prepares the client; connects lazily on the first collection.
     pub fn new(target: ResolvedRedis, limits: Limits) -> Result<Self, String> {
-        let shown = target.url.shown();
-        let mut info = shown
-            .as_str()
-            .into_connection_info()
-            .map_err(|e| format!("redis target {}: invalid URL: {:?}", target.name, e.kind()))?;
-        let mut settings = info.redis_settings().clone();
-        if let Some(u) = &target.username {
-            settings = settings.set_username(u);
-        }
-        if let Some(p) = &target.password {
-            settings = settings.set_password(p.expose());
-        }
-        info = info.set_redis_settings(settings);
-        let client = match &target.tls {
-            None => Client::open(info),
-            Some(tls) => Client::build_with_tls(
-                info,
-                redis::TlsCertificates {
-                    client_tls: tls.client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
-                        client_cert: cert.clone(),
-                        client_key: key.expose().as_bytes().to_vec(),
-                    }),
-                    root_cert: tls.ca.clone(),
-                },
-            ),
-        }
-        .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))?;
+        let client = build_client(&target)?;
         let timeout = target.timeout;
         let backoff = Backoff::for_interval(target.interval);
         let queues =
@@ -134,6 +108,12 @@ impl RedisCollector {
             discovery: None,
             round_trips: Default::default(),
         })
+    }
+
+    /// The connection of the last collection, if it is still held (cluster and Sentinel
+    /// targets run their queue and topology commands on it: one connection per node).
+    pub(crate) fn current_connection(&self) -> Option<MultiplexedConnection> {
+        self.conn.clone()
     }
 
     async fn connection(&mut self) -> Result<MultiplexedConnection, CollectError> {
@@ -297,6 +277,38 @@ impl RedisCollector {
     }
 }
 
+/// A client for `target` with its user, password and TLS files (cluster and Sentinel targets
+/// build one per discovered node from the same settings).
+pub(crate) fn build_client(target: &ResolvedRedis) -> Result<Client, String> {
+    let shown = target.url.shown();
+    let mut info = shown
+        .as_str()
+        .into_connection_info()
+        .map_err(|e| format!("redis target {}: invalid URL: {:?}", target.name, e.kind()))?;
+    let mut settings = info.redis_settings().clone();
+    if let Some(u) = &target.username {
+        settings = settings.set_username(u);
+    }
+    if let Some(p) = &target.password {
+        settings = settings.set_password(p.expose());
+    }
+    info = info.set_redis_settings(settings);
+    match &target.tls {
+        None => Client::open(info),
+        Some(tls) => Client::build_with_tls(
+            info,
+            redis::TlsCertificates {
+                client_tls: tls.client.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
+                    client_cert: cert.clone(),
+                    client_key: key.expose().as_bytes().to_vec(),
+                }),
+                root_cert: tls.ca.clone(),
+            },
+        ),
+    }
+    .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))
+}
+
 /// `CONFIG GET x` -> `[x, value]` (RESP2) or a map (RESP3).
 fn config_value(v: &Value) -> Option<f64> {
     match v {
@@ -318,7 +330,7 @@ fn value_text(v: &Value) -> String {
 
 /// A redis error as text safe to log: kind, code and detail from the server or the OS.
 /// redis-rs never includes the password in these.
-fn describe(e: &redis::RedisError) -> String {
+pub(crate) fn describe(e: &redis::RedisError) -> String {
     let mut s = e.to_string();
     crate::text::truncate(&mut s, 300);
     s

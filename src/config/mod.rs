@@ -9,9 +9,11 @@ use serde::Deserialize;
 
 pub mod pg_tls;
 pub mod queues;
+pub mod topology;
 
 pub use pg_tls::{PgTls, PostgresTls};
 pub use queues::{QueueSource, System};
+pub use topology::{split_host_port, Topology};
 
 use crate::secret::{PgDsn, RedisUrl, Secret};
 
@@ -93,15 +95,40 @@ impl Default for HostConfig {
     }
 }
 
-/// One Redis server to watch.
+/// One Redis server to watch (or a Redis Cluster / a Sentinel-managed primary: see `cluster`
+/// and `sentinels`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RedisTarget {
-    /// Value of the `target` label; defaults to `host:port` of the URL.
+    /// Value of the `target` label; defaults to `host:port` of the URL (`master_name` for a
+    /// Sentinel target).
     pub name: Option<String>,
     /// `redis://[user[:password]@]host:port[/db]` or `rediss://…` for TLS. A password here is
-    /// accepted but `password_env` / `password_file` keep it out of the file.
+    /// accepted but `password_env` / `password_file` keep it out of the file. On a cluster target,
+    /// a seed node; on a Sentinel target optional: its scheme, user, password and database apply
+    /// to the primary and replicas (its host is not used).
+    #[serde(default = "topology::sentinel_placeholder_url")]
     pub url: RedisUrl,
+    /// Redis Cluster: discover every shard from the seed nodes (`url`, `seeds`) and collect every
+    /// node; queues are read on the node that owns their hash slot.
+    #[serde(default)]
+    pub cluster: bool,
+    /// More cluster seed nodes, `host:port`, tried when `url` does not answer.
+    #[serde(default)]
+    pub seeds: Vec<String>,
+    /// Sentinel: `host:port` of the sentinels that know `master_name`.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// Sentinel: the monitored primary's name (`sentinel monitor <name> …`).
+    pub master_name: Option<String>,
+    /// Sentinel: collect the primary's replicas too (default: the primary only).
+    #[serde(default)]
+    pub replicas: bool,
+    /// Sentinel: environment variable with the sentinels' own password (`requirepass` of the
+    /// sentinels); without it sentinels are contacted without AUTH.
+    pub sentinel_password_env: Option<String>,
+    /// Sentinel: file whose first line is the sentinels' password.
+    pub sentinel_password_file: Option<PathBuf>,
     /// ACL user name (overrides the one in the URL).
     pub username: Option<String>,
     /// Name of an environment variable that holds the password.
@@ -446,6 +473,8 @@ pub struct ResolvedRedis {
     pub queues: Vec<QueueSource>,
     /// Certificates for TLS, when the target names any.
     pub tls: Option<TlsMaterial>,
+    /// A single server, a cluster, or a Sentinel-managed primary.
+    pub topology: Topology,
 }
 
 /// A PostgreSQL target after validation, with its secret resolved.
@@ -547,6 +576,9 @@ impl Config {
             if let Err(e) = t.tls.as_ref().map(read_tls).transpose() {
                 push(at, format!("redis[{i}]: {e}"));
             }
+            for e in topology::problems(t) {
+                push(at, format!("redis[{i}]: {e}"));
+            }
             for (j, q) in t.queues.iter().enumerate() {
                 if q.names.iter().any(|n| n.is_empty()) {
                     push(at, format!("redis[{i}].queues[{j}]: queue names must not be empty"));
@@ -622,7 +654,7 @@ impl Config {
     }
 
     fn redis_name(&self, t: &RedisTarget) -> String {
-        t.name.clone().unwrap_or_else(|| t.url.host_port())
+        t.name.clone().or_else(|| topology::default_name(t)).unwrap_or_else(|| t.url.host_port())
     }
 
     /// Redis targets with names, cadence and passwords resolved.
@@ -639,6 +671,7 @@ impl Config {
                     timeout: t.timeout.unwrap_or(self.collection.timeout),
                     queues: t.queues.clone(),
                     tls: t.tls.as_ref().map(read_tls).transpose()?,
+                    topology: topology::resolve(t)?,
                 })
             })
             .collect()
@@ -709,7 +742,7 @@ fn read_tls(t: &RedisTls) -> Result<TlsMaterial, String> {
 }
 
 /// A password from an env var, a file, or inline (in that order); errors never contain it.
-fn resolve_secret(
+pub(crate) fn resolve_secret(
     inline: Option<Secret>,
     env: &Option<String>,
     file: &Option<PathBuf>,

@@ -54,11 +54,19 @@ fn variables(area: Area) -> Vec<Value> {
         "skipUrlSync": false
     })];
     match area {
-        Area::Redis => v.push(query_var(
-            "target",
-            "Redis",
-            &format!("label_values({}{{collector=\"redis\"}}, target)", n::TARGET_UP.exposed()),
-        )),
+        Area::Redis => {
+            v.push(query_var(
+                "target",
+                "Redis",
+                &format!("label_values({}{{collector=\"redis\"}}, target)", n::TARGET_UP.exposed()),
+            ));
+            // Nodes of cluster and Sentinel targets; "All" also matches single-server targets.
+            v.push(query_var(
+                "node",
+                "Node",
+                &format!("label_values({}{{target=~\"$target\"}}, node)", n::REDIS_NODE_UP.exposed()),
+            ));
+        }
         Area::Queues => {
             let jobs = n::QUEUE_JOBS.exposed();
             v.push(query_var("target", "Redis", &format!("label_values({jobs}, target)")));
@@ -95,15 +103,18 @@ fn variables(area: Area) -> Vec<Value> {
 /// Matchers the area's variables impose.
 fn filter(area: Area) -> &'static str {
     match area {
-        Area::Redis | Area::Postgres => "target=~\"$target\"",
+        Area::Redis => "target=~\"$target\",node=~\"$node\"",
+        Area::Postgres => "target=~\"$target\"",
         Area::Queues => "target=~\"$target\",system=~\"$system\",queue=~\"$queue\"",
         Area::Host => "instance=~\"$instance\"",
         Area::Redline => "collector=~\"$collector\"",
     }
 }
 
-fn legend(scope: Scope) -> &'static str {
+fn legend(scope: Scope, area: Area) -> &'static str {
     match scope {
+        // Redis series of cluster and Sentinel targets are per node.
+        Scope::Target if area == Area::Redis => "{{target}} {{node}}",
         Scope::Target => "{{target}}",
         Scope::Queue => "{{target}} {{system}} {{prefix}}/{{queue}}",
         Scope::Host => "{{instance}}",
@@ -214,7 +225,7 @@ fn alert_panel(id: usize, a: &Alert) -> Value {
         def.panel,
         &description,
         (def.expr)(filter(def.area)),
-        legend(def.scope),
+        legend(def.scope, def.area),
         def.unit,
         steps(def, a.levels.warning, a.levels.critical),
     )
@@ -231,7 +242,7 @@ fn context_panels(area: Area) -> Vec<(&'static str, String, &'static str, Unit)>
                 "{{target}}",
                 Unit::PerSecond,
             ),
-            ("Memory used", format!("{}{{{f}}}", n::REDIS_MEMORY_USED.exposed()), "{{target}}", Unit::Bytes),
+            ("Memory used", format!("{}{{{f}}}", n::REDIS_MEMORY_USED.exposed()), "{{target}} {{node}}", Unit::Bytes),
             (
                 "Keyspace hit ratio",
                 format!(
@@ -239,13 +250,19 @@ fn context_panels(area: Area) -> Vec<(&'static str, String, &'static str, Unit)>
                     h = n::REDIS_KEYSPACE_HITS.exposed(),
                     m = n::REDIS_KEYSPACE_MISSES.exposed()
                 ),
-                "{{target}}",
+                "{{target}} {{node}}",
                 Unit::Ratio,
             ),
             (
                 "Connected clients",
                 format!("{}{{{f}}}", n::REDIS_CLIENTS_CONNECTED.exposed()),
-                "{{target}}",
+                "{{target}} {{node}}",
+                Unit::Count,
+            ),
+            (
+                "Cluster slots by state",
+                format!("{}{{{f}}}", n::REDIS_CLUSTER_SLOTS.exposed()),
+                "{{target}} {{state}}",
                 Unit::Count,
             ),
         ],

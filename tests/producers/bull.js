@@ -7,9 +7,16 @@
 //   produce: {port, queue, prefix, rate, seconds}                   -> adds `rate` jobs a second
 //   times: {port, queue, prefix}  -> prints {"wait": [timestamp…], "active": [processedOn…]}, oldest first
 //   seed: {port, queues, prefix, perState}                          -> many queues (benchmark)
+//   counts: {port|cluster, queue, prefix}                        -> prints getJobCounts() as JSON
+// Any action takes {"cluster": [port, …]} instead of port to go through a Redis Cluster.
 const [lib, action, raw] = process.argv.slice(2);
 const o = Object.assign({ port: 6379, queue: 'q', prefix: 'bull', count: 1, ms: 5, seconds: 3 }, JSON.parse(raw || '{}'));
-const connection = { host: '127.0.0.1', port: o.port, maxRetriesPerRequest: null };
+// Cluster mode ({"cluster": [ports]}): BullMQ through ioredis' Cluster client, as production
+// BullMQ on Redis Cluster runs (queue prefixes then need a {hash-tag}).
+const connection = o.cluster
+  ? new (require('ioredis').Cluster)(o.cluster.map(port => ({ host: '127.0.0.1', port })),
+      { redisOptions: { maxRetriesPerRequest: null } })
+  : { host: '127.0.0.1', port: o.port, maxRetriesPerRequest: null };
 // Short locks and stalled checks let a test kill a worker and see its job stall and recover.
 const lockOpts = {};
 if (o.lockDuration) lockOpts.lockDuration = o.lockDuration;
@@ -34,6 +41,11 @@ async function bullmq(pkg) {
     }, { connection, prefix: o.prefix, name: 'redline-test', ...lockOpts });
     await new Promise(r => setTimeout(r, o.seconds * 1000));
     await w.close();
+  } else if (action === 'counts') {
+    // The library's own numbers, to check redline's against.
+    const q = new Queue(o.queue, { connection, prefix: o.prefix });
+    console.log(JSON.stringify(await q.getJobCounts()));
+    await q.close();
   } else if (action === 'produce') {
     // A steady producer: one job every 1/rate s for `seconds` (SLO burn tests).
     const q = new Queue(o.queue, { connection, prefix: o.prefix });

@@ -219,10 +219,22 @@ impl Queues {
 
     /// Adds the commands for every selected queue to `pipe`.
     pub fn plan(&mut self, pipe: &mut redis::Pipeline) -> Plan {
+        let queues = self.select();
+        self.plan_for(pipe, queues)
+    }
+
+    /// The queues this collection reads; forgets the state of the others (deleted, or dropped
+    /// by the cap).
+    pub fn select(&mut self) -> Vec<QueueRef> {
         let queues = self.selection();
-        // Forget queues that are no longer selected (deleted, or dropped by the cap).
         let keep: BTreeSet<&QueueRef> = queues.iter().collect();
         self.state.retain(|q, _| keep.contains(q));
+        queues
+    }
+
+    /// Adds the commands for `queues`, part of [`Queues::select`] (on a cluster: the queues
+    /// one node owns; each node gets its own pipeline and plan).
+    pub fn plan_for(&mut self, pipe: &mut redis::Pipeline, queues: Vec<QueueRef>) -> Plan {
         let systems: BTreeSet<System> = queues.iter().map(|q| q.system).collect();
         let before = pipe.cmd_iter().count();
         for s in &systems {
@@ -281,6 +293,13 @@ impl Queues {
 
     /// Reads the replies of `plan` (in order) and adds the queue families to `out`.
     pub fn read(&mut self, plan: Plan, replies: &[RedisResult<Value>], out: &mut FamilySet) {
+        self.read_part(plan, replies, out);
+        self.summary(out);
+    }
+
+    /// Like [`Queues::read`] without the once-per-target summary (call [`Queues::summary`]
+    /// after the last part).
+    pub fn read_part(&mut self, plan: Plan, replies: &[RedisResult<Value>], out: &mut FamilySet) {
         let mut i = plan.preamble;
         let mut g = Globals::default();
         for global in &plan.globals {
@@ -342,7 +361,6 @@ impl Queues {
             }
         }
         self.globals(&g, out);
-        self.summary(out);
     }
 
     /// Server-wide numbers that belong to no single queue (no `queue` label).
@@ -444,7 +462,8 @@ impl Queues {
         out.histogram(&n::QUEUE_PROCESSING_DURATION, base(), sum, count, buckets);
     }
 
-    fn summary(&self, out: &mut FamilySet) {
+    /// Once-per-target queue numbers: dropped, discovered, discovery time, errors.
+    pub fn summary(&self, out: &mut FamilySet) {
         let t = || label("target", self.target.clone());
         out.add(&n::QUEUE_DROPPED, vec![t()], self.dropped as f64);
         let found = self.discovered.read().unwrap_or_else(|p| p.into_inner());
