@@ -17,4 +17,5 @@ pub mod reload;
 pub mod secret;
 pub mod serve;
 pub mod snapshot;
+pub mod template;
 pub mod thresholds;

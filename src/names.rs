@@ -21,11 +21,6 @@ pub const COLLECTOR_LAST_SUCCESS: M = M::gauge(
     "redline_collector_last_success_timestamp_seconds",
     "Unix time of the last successful collection (0 if none yet).",
 );
-/// Age of the data being served.
-pub const SNAPSHOT_AGE: M = M::gauge(
-    "redline_snapshot_age_seconds",
-    "Seconds since this collector's data in the served snapshot was collected.",
-);
 /// Target reachability.
 pub const TARGET_UP: M =
     M::gauge("redline_target_up", "1 if the target answered the last collection, else 0.");

@@ -58,7 +58,7 @@ fn start(extra: &str) -> Daemon {
     Daemon::start_in(
         dir,
         &format!("collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nthresholds:\n  file: thresholds.yaml\n  rules_dir: out/rules\n  dashboards_dir: out/grafana\n{extra}"),
-        &[],
+        &[("REDLINE_WEB_ENABLE_LIFECYCLE", "true")],
     )
 }
 
