@@ -18,7 +18,7 @@ pub enum UrlError {
         reason: String,
     },
     /// A URL with a scheme this field does not take.
-    #[error("invalid {kind}: scheme {scheme:?} is not supported, use {expected}")]
+    #[error("invalid {kind}: scheme {scheme} is not supported, use {expected}")]
     Scheme {
         /// What was being parsed.
         kind: &'static str,
@@ -39,6 +39,18 @@ pub enum UrlError {
     /// A PostgreSQL DSN tokio-postgres cannot read.
     #[error("invalid PostgreSQL DSN: expected postgres://user@host:port/db or host=… dbname=…")]
     Dsn,
+}
+
+/// A scheme for an error message: well-known ones by name, anything else (a mistyped value
+/// that merely looks like `word:…` may be a password) not at all.
+fn shown_scheme(scheme: &str) -> String {
+    const KNOWN: &[&str] =
+        &["http", "https", "redis", "rediss", "postgres", "postgresql", "unix", "tcp", "mysql"];
+    if KNOWN.contains(&scheme) {
+        scheme.to_string()
+    } else {
+        "(not shown)".to_string()
+    }
 }
 
 /// A password. `Debug` and `Display` never show it; equality compares the value (to see a
@@ -89,7 +101,7 @@ impl RedisUrl {
             other => {
                 return Err(UrlError::Scheme {
                     kind: KIND,
-                    scheme: other.to_string(),
+                    scheme: shown_scheme(other),
                     expected: "redis:// or rediss://",
                 })
             }
@@ -286,7 +298,7 @@ impl HttpUrl {
         if url.scheme() != "http" {
             return Err(UrlError::Scheme {
                 kind: KIND,
-                scheme: url.scheme().to_string(),
+                scheme: shown_scheme(url.scheme()),
                 expected: "http://",
             });
         }
