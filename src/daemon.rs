@@ -84,12 +84,13 @@ pub async fn run(
 ) -> Result<(), RunError> {
     let store = Arc::new(Store::new());
     let (apply_tx, mut apply_rx) = mpsc::channel::<Apply>(4);
-    let (reloader, initial) = Reloader::new(config, config_path, store.clone(), apply_tx).await?;
+    let (mut reloader, initial) = Reloader::new(config, config_path, store.clone(), apply_tx).await?;
     let mut running = Running::default();
     running.apply(initial, &store);
     store.started();
 
     let (trigger_tx, trigger_rx) = mpsc::channel::<Trigger>(16);
+    reloader.watch_files(&trigger_tx);
     let reload_task = tokio::spawn(reloader.run(trigger_rx, trigger_tx.clone()));
     spawn_sighup(trigger_tx.clone());
 

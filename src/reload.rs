@@ -171,6 +171,9 @@ pub struct Reloader {
     success: bool,
     last_success: f64,
     failures: u64,
+    /// The files watched now, and the watcher (dropping it stops watching).
+    watched: Vec<PathBuf>,
+    watcher: Option<notify::RecommendedWatcher>,
 }
 
 impl Reloader {
@@ -195,6 +198,8 @@ impl Reloader {
             success: true,
             last_success: now(),
             failures: 0,
+            watched: Vec::new(),
+            watcher: None,
         };
         r.write_artifacts(p.artifacts, false).await;
         r.publish();
@@ -310,10 +315,20 @@ impl Reloader {
         self.store.set_daemon_families(set.into_families());
     }
 
-    /// Runs until `triggers` closes: watches files, debounces, reloads.
+    /// Starts (or re-aims) the file watcher: changes to the watched files send a trigger to
+    /// `file_events`. Called before the daemon serves, so no change can slip by unwatched.
+    pub fn watch_files(&mut self, file_events: &mpsc::Sender<Trigger>) {
+        let files = self.watched();
+        if self.watcher.is_none() || files != self.watched {
+            self.watcher = watch(&files, file_events.clone());
+            self.watched = files;
+        }
+    }
+
+    /// Runs until `triggers` closes: debounces triggers and reloads. A config that reads other
+    /// password or TLS files re-aims the watcher at them.
     pub async fn run(mut self, mut triggers: mpsc::Receiver<Trigger>, file_events: mpsc::Sender<Trigger>) {
-        let mut watched = self.watched();
-        let mut _watcher = watch(&watched, file_events.clone());
+        self.watch_files(&file_events);
         while let Some(first) = triggers.recv().await {
             let mut replies: Vec<_> = first.reply.into_iter().collect();
             // Editors write in bursts: wait, then take everything that queued up.
@@ -324,12 +339,7 @@ impl Reloader {
             crate::daemon::notify(sd_notify::NotifyState::Reloading);
             let result = self.reload().await;
             crate::daemon::notify(sd_notify::NotifyState::Ready);
-            // A new config may read other password or TLS files: watch those from now on.
-            let now_watched = self.watched();
-            if now_watched != watched {
-                watched = now_watched;
-                _watcher = watch(&watched, file_events.clone());
-            }
+            self.watch_files(&file_events);
             for r in replies {
                 let _ = r.send(result.clone());
             }
