@@ -967,56 +967,114 @@ fn unquote_char(lit: &str) -> Result<(), ()> {
     Ok(())
 }
 
-/// Whether Go's strconv accepts a number literal the lexer let through.
+/// Whether Go's parser accepts a number literal the lexer let through: as text/template does,
+/// an integer (base prefix or leading-zero octal, in 64-bit range), else a float, and a float
+/// without `.`, `e` or `p` is an integer out of range ("integer overflow").
 fn valid_number(lit: &str) -> bool {
-    let s = lit.strip_prefix(['+', '-']).unwrap_or(lit);
-    let s = s.strip_suffix('i').unwrap_or(s);
-    let underscores_ok = |digits: &str, prefixed: bool| {
-        // Go: '_' only between digits, or right after a base prefix.
-        let b = digits.as_bytes();
-        b.iter().enumerate().all(|(i, &c)| {
-            c != b'_'
-                || ((i > 0 && b[i - 1] != b'_' || (i == 0 && prefixed))
-                    && i + 1 < b.len()
-                    && b[i + 1] != b'_')
-        })
+    let (negative, body) = match lit.as_bytes().first() {
+        Some(b'-') => (true, &lit[1..]),
+        Some(b'+') => (false, &lit[1..]),
+        _ => (false, lit),
     };
-    let lower = s.to_ascii_lowercase();
-    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
-        if let Some(d) = lower.strip_prefix(prefix) {
-            if radix == 16 && (d.contains('p') || d.contains('.')) {
-                let (mant, exp) = d.split_once('p').unwrap_or((d, ""));
-                let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
-                return d.contains('p')
-                    && mant.chars().any(|c| c.is_ascii_hexdigit())
-                    && mant.chars().all(|c| c.is_ascii_hexdigit() || c == '.' || c == '_')
-                    && !exp.is_empty()
-                    && exp.chars().all(|c| c.is_ascii_digit());
-            }
-            return !d.replace('_', "").is_empty()
-                && d.chars().all(|c| c == '_' || c.is_digit(radix))
-                && underscores_ok(d, true);
+    if let Some(imaginary) = body.strip_suffix('i') {
+        if go_float(imaginary) {
+            return true;
         }
     }
-    let (mant, exp) = match lower.split_once('e') {
-        Some((m, e)) => (m, Some(e.strip_prefix(['+', '-']).unwrap_or(e))),
-        None => (lower.as_str(), None),
+    if go_int(body, negative) {
+        return true;
+    }
+    go_float(body) && body.contains(['.', 'e', 'E', 'p', 'P'])
+}
+
+/// Go's rule for `_` in number literals: only between digits, or after a base prefix.
+fn underscores_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
+    }
+    while i < b.len() {
+        let c = b[i];
+        if c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()) {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else {
+            if saw == b'_' {
+                return false;
+            }
+            saw = b'!';
+        }
+        i += 1;
+    }
+    saw != b'_'
+}
+
+/// strconv.ParseInt/ParseUint with base 0.
+fn go_int(s: &str, negative: bool) -> bool {
+    if !underscores_ok(s) {
+        return false;
+    }
+    let lower = s.to_ascii_lowercase();
+    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
+        (16, d)
+    } else if let Some(d) = lower.strip_prefix("0o") {
+        (8, d)
+    } else if let Some(d) = lower.strip_prefix("0b") {
+        (2, d)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
     };
-    let digits_ok = |d: &str| d.chars().all(|c| c.is_ascii_digit() || c == '_');
-    let (int, frac) = mant.split_once('.').unwrap_or((mant, ""));
-    if !digits_ok(int)
-        || !digits_ok(frac)
-        || (int.replace('_', "").is_empty() && frac.replace('_', "").is_empty())
-    {
+    let digits = digits.replace('_', "");
+    if digits.is_empty() {
         return false;
     }
-    if !underscores_ok(int, false) || !underscores_ok(frac, false) {
+    match u128::from_str_radix(&digits, radix) {
+        Ok(v) if negative => v <= 1u128 << 63,
+        Ok(v) => v <= u128::from(u64::MAX),
+        Err(_) => false,
+    }
+}
+
+/// strconv.ParseFloat: decimal with optional fraction and exponent, or hex with a `p` exponent.
+fn go_float(s: &str) -> bool {
+    if s.is_empty() || !underscores_ok(s) {
         return false;
     }
-    match exp {
-        Some(e) => !e.is_empty() && digits_ok(e) && underscores_ok(e, false),
-        None => true,
-    }
+    let lower = s.to_ascii_lowercase();
+    let digits_only = |d: &str, hex: bool| {
+        d.chars().all(|c| c == '_' || c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()))
+    };
+    let has_digit =
+        |d: &str, hex: bool| d.chars().any(|c| c.is_ascii_digit() || (hex && c.is_ascii_hexdigit()));
+    let exponent_ok = |e: &str| {
+        let e = e.strip_prefix(['+', '-']).unwrap_or(e);
+        has_digit(e, false) && digits_only(e, false)
+    };
+    let (hex, body) = match lower.strip_prefix("0x") {
+        Some(b) => (true, b),
+        None => (false, lower.as_str()),
+    };
+    let (mantissa, exponent) = match body.split_once(if hex { 'p' } else { 'e' }) {
+        Some((m, e)) => (m, Some(e)),
+        None if hex => return false,
+        None => (body, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    digits_only(int, hex)
+        && digits_only(frac, hex)
+        && (has_digit(int, hex) || has_digit(frac, hex))
+        && exponent.is_none_or(exponent_ok)
 }
 
 #[cfg(test)]
