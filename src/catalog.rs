@@ -897,12 +897,14 @@ pub static ALERTS: &[AlertDef] = &[
         unit: Unit::Count,
         // Reported within the last hour but not now: removed from redline's config (on purpose
         // or by a bad reload), or redline itself is not scraped. RedisDown and the like cannot
-        // fire for a series that no longer exists; this can. `count without ()` keeps every
-        // label and makes the value 1 per vanished collector.
+        // fire for a series that no longer exists; this can. Compared by (collector, target)
+        // only, so a restarted redline whose `instance`/`pod` labels changed does not count.
         expr: |s| {
             let m = n::COLLECTOR_SUCCESS.exposed();
             let sel = sel(&[s]);
-            format!("count without () (max_over_time({m}{sel}[{VANISHED_WINDOW}]) unless {m}{sel})")
+            format!(
+                "count by (collector, target) (max_over_time({m}{sel}[{VANISHED_WINDOW}])) unless count by (collector, target) ({m}{sel})"
+            )
         },
         summary: "redline no longer reports {{ $labels.collector }} {{ $labels.target }}",
         description: "redline collected {{ $labels.collector }} {{ $labels.target }} within the last hour but reports nothing for it now, so its alerts (RedisDown and the rest) cannot fire. Expected for an hour after the target was removed from redline's config on purpose; otherwise check the last config reload and whether Prometheus still scrapes redline.",
