@@ -134,12 +134,16 @@ def main():
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found")
     tmp = tempfile.mkdtemp()
-    redis, rport = start_redis(tmp)
     rows = []
+    redis = None
     try:
-        make_streams(rport, args.streams)
         for label, binary in binaries:
             for name, streams in [("plain", 0), (f"{args.streams} streams", args.streams)]:
+                # A fresh Redis per run: its per-command series grow with the commands it has seen.
+                if redis:
+                    stop(redis)
+                redis, rport = start_redis(tmp)
+                make_streams(rport, args.streams)
                 r = run_one(binary, tmp, rport, streams, args)
                 for enc in ["plain", "zipped"]:
                     m = r[enc]
@@ -148,7 +152,8 @@ def main():
                                  f"{r['fresh']['p50']:.2f}" if enc == "zipped" else "",
                                  f"{r['rss']:.1f}"])
     finally:
-        stop(redis)
+        if redis:
+            stop(redis)
         shutil.rmtree(tmp, ignore_errors=True)
     hdr = ["build", "config", "served as", "body KiB", "p50 ms", "p99 ms", "max ms", "CPU ms/scrape",
            "first scrape of a new snapshot p50 ms", "RSS MiB"]
