@@ -200,7 +200,11 @@ fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
         set.add(&names::COLLECTOR_DURATION, e.labels(), e.duration.as_secs_f64());
         set.add(&names::COLLECTOR_SUCCESS, e.labels(), if ok { 1.0 } else { 0.0 });
         set.add(&names::COLLECTOR_ERRORS, e.labels(), e.errors as f64);
-        set.add(&names::COLLECTOR_LAST_SUCCESS, e.labels(), e.last_success_unix);
+        // Absent until a first success: RedlineDataStale computes the age from it, and a
+        // collector that never succeeded is RedlineCollectorFailing's case, not a stale one.
+        if e.last_success_unix > 0.0 {
+            set.add(&names::COLLECTOR_LAST_SUCCESS, e.labels(), e.last_success_unix);
+        }
         if e.has_endpoint {
             set.add(&names::TARGET_UP, e.labels(), if ok { 1.0 } else { 0.0 });
         }
@@ -243,6 +247,16 @@ mod tests {
         // When the last good data was collected keeps being reported.
         assert!(text
             .contains("redline_collector_last_success_timestamp_seconds{collector=\"redis\",target=\"a\"}"));
+    }
+
+    #[test]
+    fn last_success_time_is_absent_until_a_first_success() {
+        let s = Store::new();
+        let t = s.register("redis", "a");
+        s.publish(&t, true, Err(CollectError::Connect("refused".into())), Duration::ZERO);
+        let text = encode(s.snapshot(), Format::Text);
+        assert!(text.contains("redline_collector_success{collector=\"redis\",target=\"a\"} 0"), "{text}");
+        assert!(!text.contains("redline_collector_last_success_timestamp_seconds{"), "{text}");
     }
 
     #[test]
