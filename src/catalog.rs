@@ -968,12 +968,53 @@ pub static ALERTS: &[AlertDef] = &[
         scope: Scope::Redline,
         op: Op::Above,
         unit: Unit::Seconds,
-        expr: |s| format!("{}{}", n::SNAPSHOT_AGE.exposed(), sel(&[s])),
+        // The age is computed here from the last-success time rather than exposed by redline:
+        // a scrape-time age would change every scrape and force /metrics to be re-encoded.
+        expr: |s| format!("time() - {}{}", n::COLLECTOR_LAST_SUCCESS.exposed(), sel(&[s])),
         summary: "redline's {{ $labels.collector }} data for {{ $labels.target }} is stale",
         description: "The {{ $labels.collector }} data for {{ $labels.target }} was collected {value} ago (threshold {threshold}).",
         default: d(Some(300.0), None, 300),
         panel: "Snapshot age",
-        fixture: |v| vec![gauge(n::SNAPSHOT_AGE.exposed(), "{collector=\"redis\",target=\"t\"}", v)],
+        // A timestamp that keeps `v` seconds behind promtool's clock (1m steps of 60 s).
+        fixture: |v| {
+            vec![(
+                format!("{}{{collector=\"redis\",target=\"t\"}}", n::COLLECTOR_LAST_SUCCESS.exposed()),
+                format!("{}+60x40", -v),
+            )]
+        },
+        fixture_labels: &[("collector", "redis"), ("target", "t")],
+    },
+    AlertDef {
+        key: "redline_target_vanished",
+        alert: "RedlineTargetVanished",
+        area: Area::Redline,
+        scope: Scope::Redline,
+        op: Op::Above,
+        unit: Unit::Count,
+        // Reported within the last hour but not now: removed from redline's config (on purpose
+        // or by a bad reload), or redline itself is not scraped. RedisDown and the like cannot
+        // fire for a series that no longer exists; this can. Compared by (collector, target)
+        // only, so a restarted redline whose `instance`/`pod` labels changed does not count.
+        expr: |s| {
+            let m = n::COLLECTOR_SUCCESS.exposed();
+            let sel = sel(&[s]);
+            format!(
+                "count by (collector, target) (max_over_time({m}{sel}[{VANISHED_WINDOW}])) unless count by (collector, target) ({m}{sel})"
+            )
+        },
+        summary: "redline no longer reports {{ $labels.collector }} {{ $labels.target }}",
+        description: "redline collected {{ $labels.collector }} {{ $labels.target }} within the last hour but reports nothing for it now, so its alerts (RedisDown and the rest) cannot fire. Expected for an hour after the target was removed from redline's config on purpose; otherwise check the last config reload and whether Prometheus still scrapes redline.",
+        default: d(Some(0.0), None, 300),
+        panel: "Vanished collectors",
+        // One collector reported for a few minutes, then gone (Prometheus marks it stale).
+        fixture: |v| {
+            let series = format!("{}{{collector=\"redis\",target=\"t\"}}", n::COLLECTOR_SUCCESS.exposed());
+            if v >= 1.0 {
+                vec![(series, "1x4 stale".into())]
+            } else {
+                vec![(series, "1x40".into())]
+            }
+        },
         fixture_labels: &[("collector", "redis"), ("target", "t")],
     },
     AlertDef {
@@ -992,6 +1033,15 @@ pub static ALERTS: &[AlertDef] = &[
         fixture_labels: &[],
     },
 ];
+
+/// How far back RedlineTargetVanished looks for collectors that used to be reported.
+pub const VANISHED_WINDOW: &str = "1h";
+
+/// The longest `for` an alert can take: RedlineTargetVanished stops matching an hour after
+/// the collector vanished, so a `for` near that would never let it fire.
+pub fn max_for(def: &AlertDef) -> Option<Duration> {
+    (def.key == "redline_target_vanished").then_some(Duration::from_secs(30 * 60))
+}
 
 /// The entry with this key.
 pub fn find(key: &str) -> Option<&'static AlertDef> {

@@ -1,66 +1,96 @@
 //! `redline run`: wires config, collectors, store, reloader and HTTP server together.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::collect::{self, Store};
-use crate::config::{Config, ConfigError};
-use crate::reload::{Reloader, Trigger};
+use crate::collect::{self, Spec, Store};
+use crate::config::Config;
+use crate::reload::{Apply, ReloadError, Reloader, Trigger};
 
 /// Errors that stop the daemon from starting.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// A collector could not be built from the config.
-    #[error("cannot set up collectors: {0}")]
-    Setup(String),
-    /// The thresholds file is invalid at start-up (there is no last good one yet).
+    /// The thresholds file, a target's secrets or a collector are invalid at start-up (there is
+    /// no last good state yet).
     #[error(transparent)]
-    Thresholds(#[from] ConfigError),
+    Setup(#[from] ReloadError),
 }
 
-/// A running set of collectors.
-struct Collectors {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+/// How the daemon serves besides its config.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve `POST /-/reload` (Prometheus' `--web.enable-lifecycle`). Off by default: anyone who
+    /// reaches the port could otherwise make the daemon re-read its files at will. SIGHUP and
+    /// file watching reload either way.
+    pub enable_lifecycle: bool,
 }
 
-impl Collectors {
-    fn start(config: &Config, store: &Arc<Store>) -> Result<Self, String> {
-        let jobs = collect::build(config)?;
-        let (stop, stop_rx) = watch::channel(false);
-        let tasks = collect::spawn_all(jobs, store.clone(), stop_rx);
-        Ok(Collectors { stop, tasks })
+/// The running collector tasks, by `(collector, target)`.
+#[derive(Default)]
+struct Running {
+    tasks: HashMap<(&'static str, String), (Spec, JoinHandle<()>)>,
+}
+
+impl Running {
+    /// Makes the running set match `apply`: unchanged collectors keep running; removed and
+    /// changed ones are aborted at once (a collection in flight is dropped, and the store
+    /// refuses its ticket); removed targets' series go with them; new ones start.
+    fn apply(&mut self, apply: Apply, store: &Arc<Store>) {
+        let wanted: HashMap<(&'static str, &str), &Spec> = apply.specs.iter().map(|s| (s.key(), s)).collect();
+        self.tasks.retain(|(kind, target), (spec, handle)| {
+            let keep = wanted.get(&(*kind, target.as_str())).is_some_and(|w| *w == spec);
+            if !keep {
+                handle.abort();
+                if !wanted.contains_key(&(*kind, target.as_str())) {
+                    store.remove(kind, target);
+                }
+            }
+            keep
+        });
+        for (spec, job) in apply.built {
+            let (kind, target) = spec.key();
+            let key = (kind, target.to_string());
+            if self.tasks.contains_key(&key) {
+                continue;
+            }
+            let ticket = store.register(kind, target);
+            let handle = collect::spawn(job, store.clone(), ticket);
+            self.tasks.insert(key, (spec, handle));
+        }
     }
 
-    async fn stop(self) {
-        let _ = self.stop.send(true);
-        for t in self.tasks {
-            // A collector stuck past its deadline is dropped; don't wait on it.
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), t).await;
+    fn stop(self) {
+        for (_, (_, handle)) in self.tasks {
+            handle.abort();
         }
     }
 }
 
 /// Runs the daemon on an already-bound listener until `shutdown` completes. `config_path`
-/// (when given) is watched and reloaded along with the thresholds file it names. Tests call
-/// this with `127.0.0.1:0` and their own shutdown future.
+/// (when given) is watched and reloaded along with the thresholds and secret files it names.
+/// Tests call this with `127.0.0.1:0` and their own shutdown future.
 pub async fn run(
     config: Config,
     config_path: Option<PathBuf>,
+    options: Options,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), RunError> {
     let store = Arc::new(Store::new());
-    let (config_tx, mut config_rx) = mpsc::channel::<Config>(4);
-    let reloader = Reloader::new(config.clone(), config_path, store.clone(), config_tx)?;
-    let mut collectors = Some(Collectors::start(&config, &store).map_err(RunError::Setup)?);
+    let (apply_tx, mut apply_rx) = mpsc::channel::<Apply>(4);
+    let (mut reloader, initial) = Reloader::new(config, config_path, store.clone(), apply_tx).await?;
+    let mut running = Running::default();
+    running.apply(initial, &store);
+    store.started();
 
     let (trigger_tx, trigger_rx) = mpsc::channel::<Trigger>(16);
+    reloader.watch_files(&trigger_tx);
     let reload_task = tokio::spawn(reloader.run(trigger_rx, trigger_tx.clone()));
     spawn_sighup(trigger_tx.clone());
 
@@ -68,7 +98,8 @@ pub async fn run(
         tracing::info!("serving metrics on http://{addr}/metrics");
     }
     let (server_stop, server_stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(crate::serve::serve(listener, store.clone(), Some(trigger_tx), async {
+    let lifecycle = options.enable_lifecycle.then_some(trigger_tx);
+    let server = tokio::spawn(crate::serve::serve(listener, store.clone(), lifecycle, async {
         let _ = server_stop_rx.await;
     }));
 
@@ -78,17 +109,7 @@ pub async fn run(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            Some(new) = config_rx.recv() => {
-                if let Some(c) = collectors.take() {
-                    c.stop().await;
-                }
-                store.clear_collectors();
-                // The config was validated already; a failure here is logged and the HTTP
-                // side keeps serving until the next good config.
-                collectors = Collectors::start(&new, &store)
-                    .map_err(|e| tracing::error!("cannot start collectors for the new config: {e}"))
-                    .ok();
-            }
+            Some(apply) = apply_rx.recv() => running.apply(apply, &store),
         }
     }
     tracing::info!("shutting down");
@@ -96,9 +117,7 @@ pub async fn run(
     let _ = server_stop.send(());
     let _ = server.await;
     reload_task.abort();
-    if let Some(c) = collectors {
-        c.stop().await;
-    }
+    running.stop();
     Ok(())
 }
 
@@ -114,7 +133,7 @@ fn spawn_sighup(tx: mpsc::Sender<Trigger>) {
     #[cfg(unix)]
     tokio::spawn(async move {
         let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; use POST /-/reload");
+            tracing::warn!("cannot listen for SIGHUP; file changes still reload");
             return;
         };
         while hup.recv().await.is_some() {

@@ -1,12 +1,11 @@
-//! Encodes a set of families for `/metrics`: OpenMetrics through prometheus-client, and the
-//! classic Prometheus text format (0.0.4) derived from it for scrapers that ask for that.
+//! Encodes families for `/metrics` in the Prometheus text format (0.0.4) and OpenMetrics 1.0,
+//! written directly from the sample model, and keeps each encoded body of one snapshot
+//! ([`Exposition`]) so scrapes of an unchanged snapshot are served bytes, never re-encoded.
 
-use std::fmt;
+use std::io::Write as _;
+use std::sync::{Arc, OnceLock};
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::Registry;
+use hyper::body::Bytes;
 
 use crate::metrics::{Family, Kind, Value};
 
@@ -42,136 +41,218 @@ impl Format {
     }
 }
 
-/// Adapter: lets prometheus-client encode our families.
-#[derive(Debug)]
-struct Families<'a>(&'a [Family]);
+/// Appends a sample value: shortest round-trip decimal for finite numbers (as before with
+/// prometheus-client), the spellings both formats accept otherwise.
+fn push_f64(out: &mut Vec<u8>, v: f64) {
+    if v.is_nan() {
+        out.extend_from_slice(b"NaN");
+    } else if v.is_infinite() {
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+    } else {
+        out.extend_from_slice(dtoa::Buffer::new().format_finite(v).as_bytes());
+    }
+}
 
-impl Families<'_> {
-    fn encode_into(&self, mut enc: DescriptorEncoder) -> fmt::Result {
-        for f in self.0.iter().filter(|f| !f.samples.is_empty()) {
-            let ty = match f.kind {
-                Kind::Gauge => MetricType::Gauge,
-                Kind::Counter => MetricType::Counter,
-                Kind::Histogram => MetricType::Histogram,
-            };
-            let mut me = enc.encode_descriptor(f.name, f.help, None, ty)?;
-            for s in &f.samples {
-                let mut fe = me.encode_family(&s.labels)?;
-                match (&s.value, f.kind) {
-                    (Value::Number(v), Kind::Counter) => {
-                        fe.encode_counter::<NoLabelSet, f64, f64>(v, None)?
-                    }
-                    (Value::Number(v), _) => fe.encode_gauge(v)?,
-                    (Value::Histogram { sum, count, buckets }, _) => {
-                        let per_bucket = per_bucket_counts(buckets, *count);
-                        fe.encode_histogram::<NoLabelSet>(*sum, *count, &per_bucket, None)?
-                    }
+fn push_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+}
+
+/// Label values escape backslash, double quote and newline (both formats).
+fn push_escaped(out: &mut Vec<u8>, s: &str) {
+    if !s.bytes().any(|b| matches!(b, b'\\' | b'"' | b'\n')) {
+        out.extend_from_slice(s.as_bytes());
+        return;
+    }
+    for b in s.bytes() {
+        match b {
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b => out.push(b),
+        }
+    }
+}
+
+/// HELP text escapes backslash and newline; OpenMetrics also double quotes.
+fn push_help(out: &mut Vec<u8>, s: &str, format: Format) {
+    for c in s.chars() {
+        match c {
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '"' if format == Format::OpenMetrics => out.extend_from_slice(b"\\\""),
+            c => {
+                let mut buf = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+            }
+        }
+    }
+}
+
+/// `name{labels} ` (braces left out when there are no labels); `le` goes first for buckets.
+fn push_series(
+    out: &mut Vec<u8>,
+    name: &str,
+    suffix: &str,
+    le: Option<f64>,
+    labels: &[crate::metrics::Label],
+) {
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(suffix.as_bytes());
+    if le.is_some() || !labels.is_empty() {
+        out.push(b'{');
+        let mut first = true;
+        if let Some(le) = le {
+            out.extend_from_slice(b"le=\"");
+            push_f64(out, le);
+            out.push(b'"');
+            first = false;
+        }
+        for (k, v) in labels {
+            if !first {
+                out.push(b',');
+            }
+            first = false;
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"=\"");
+            push_escaped(out, v);
+            out.push(b'"');
+        }
+        out.push(b'}');
+    }
+    out.push(b' ');
+}
+
+/// Encodes one family. Counters are declared as `name_total` in 0.0.4 and as `name` in
+/// OpenMetrics; their samples are `name_total` in both.
+fn encode_family(out: &mut Vec<u8>, f: &Family, format: Format) {
+    if f.samples.is_empty() {
+        return;
+    }
+    let (declared, ty, sample_suffix) = match (f.kind, format) {
+        (Kind::Counter, Format::Text) => (format!("{}_total", f.name), "counter", "_total"),
+        (Kind::Counter, Format::OpenMetrics) => (f.name.to_string(), "counter", "_total"),
+        (Kind::Gauge, _) => (f.name.to_string(), "gauge", ""),
+        (Kind::Histogram, _) => (f.name.to_string(), "histogram", ""),
+    };
+    out.extend_from_slice(b"# HELP ");
+    out.extend_from_slice(declared.as_bytes());
+    out.push(b' ');
+    push_help(out, f.help, format);
+    out.extend_from_slice(b"\n# TYPE ");
+    out.extend_from_slice(declared.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(ty.as_bytes());
+    out.push(b'\n');
+    for s in &f.samples {
+        match &s.value {
+            Value::Number(v) => {
+                push_series(out, f.name, sample_suffix, None, &s.labels);
+                push_f64(out, *v);
+                out.push(b'\n');
+            }
+            Value::Histogram { sum, count, buckets } => {
+                // Cumulative buckets as stored, then +Inf = count (never below the last bucket).
+                let mut last = 0u64;
+                for &(le, c) in buckets {
+                    last = last.max(c);
+                    push_series(out, f.name, "_bucket", Some(le), &s.labels);
+                    push_u64(out, last);
+                    out.push(b'\n');
                 }
+                let total = (*count).max(last);
+                push_series(out, f.name, "_bucket", Some(f64::INFINITY), &s.labels);
+                push_u64(out, total);
+                out.push(b'\n');
+                push_series(out, f.name, "_sum", None, &s.labels);
+                push_f64(out, *sum);
+                out.push(b'\n');
+                push_series(out, f.name, "_count", None, &s.labels);
+                push_u64(out, total);
+                out.push(b'\n');
             }
         }
-        Ok(())
     }
 }
 
-/// Cumulative buckets -> the per-bucket counts prometheus-client expects, ending in `+Inf`.
-fn per_bucket_counts(cumulative: &[(f64, u64)], count: u64) -> Vec<(f64, u64)> {
-    let mut out = Vec::with_capacity(cumulative.len() + 1);
-    let mut prev = 0u64;
-    for &(le, c) in cumulative {
-        out.push((le, c.saturating_sub(prev)));
-        prev = prev.max(c);
-    }
-    out.push((f64::INFINITY, count.saturating_sub(prev)));
-    out
-}
-
-/// prometheus-client's registry wants a `'static` collector; this holds a shared handle.
-#[derive(Debug)]
-struct Owned(std::sync::Arc<Vec<Family>>);
-
-impl Collector for Owned {
-    fn encode(&self, encoder: DescriptorEncoder) -> fmt::Result {
-        Families(&self.0).encode_into(encoder)
-    }
-}
-
-/// Encodes sets of families in the requested format. Each family name must occur once across
-/// all parts (the scheduler merges per-collector output before it gets here).
-pub fn encode(parts: Vec<std::sync::Arc<Vec<Family>>>, format: Format) -> String {
-    let mut registry = Registry::default();
+/// Encodes families as bytes. Each family name must occur once across all parts (the store
+/// merges per-collector output before it gets here).
+pub fn encode_bytes(parts: &[Arc<Vec<Family>>], format: Format) -> Vec<u8> {
+    let mut out = Vec::with_capacity(16 * 1024);
     for families in parts {
-        registry.register_collector(Box::new(Owned(families)));
-    }
-    let mut om = String::with_capacity(16 * 1024);
-    // Writing to a String cannot fail; an Err here would be a bug in the encoder.
-    if prometheus_client::encoding::text::encode(&mut om, &registry).is_err() {
-        tracing::error!("metrics encoding failed");
-    }
-    match format {
-        Format::OpenMetrics => drop_empty_braces(&om),
-        Format::Text => openmetrics_to_text(&om),
-    }
-}
-
-/// `name{} 1` -> `name 1`: prometheus-client writes empty braces for label-less samples.
-fn push_sample_line(out: &mut String, line: &str) {
-    match line.split_once("{} ") {
-        Some((name, rest)) if !line.starts_with('#') => {
-            out.push_str(name);
-            out.push(' ');
-            out.push_str(rest);
+        for f in families.iter() {
+            encode_family(&mut out, f, format);
         }
-        _ => out.push_str(line),
     }
-    out.push('\n');
-}
-
-fn drop_empty_braces(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        push_sample_line(&mut out, line);
+    if format == Format::OpenMetrics {
+        out.extend_from_slice(b"# EOF\n");
     }
     out
 }
 
-/// Rewrites OpenMetrics text as Prometheus text 0.0.4: counters are declared under their
-/// `_total` sample name, and `# UNIT` / `# EOF` lines are dropped.
-pub fn openmetrics_to_text(om: &str) -> String {
-    let mut out = String::with_capacity(om.len());
-    let mut pending_help: Option<&str> = None;
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            pending_help = Some(rest);
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, ty) = rest.rsplit_once(' ').unwrap_or((rest, "untyped"));
-            let (name, ty) = match ty {
-                "counter" => (format!("{name}_total"), "counter"),
-                "info" => (format!("{name}_info"), "gauge"),
-                "unknown" => (name.to_string(), "untyped"),
-                other => (name.to_string(), other),
-            };
-            if let Some(help) = pending_help.take() {
-                let text = help.split_once(' ').map(|(_, h)| h).unwrap_or("");
-                out.push_str(&format!("# HELP {name} {text}\n"));
-            }
-            out.push_str(&format!("# TYPE {name} {ty}\n"));
-            continue;
-        }
-        push_sample_line(&mut out, line);
+/// Encodes families as text (see [`encode_bytes`]).
+pub fn encode(parts: Vec<Arc<Vec<Family>>>, format: Format) -> String {
+    // The encoder writes only UTF-8 (names, escaped UTF-8 values, ASCII numbers).
+    String::from_utf8(encode_bytes(&parts, format)).unwrap_or_default()
+}
+
+/// gzip of `body`, made once per snapshot and format. Level 1: the exposition format is so
+/// repetitive that it still shrinks ~10x, at a fraction of the CPU of the default level.
+fn gzip(body: &[u8]) -> Vec<u8> {
+    let mut enc =
+        flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::fast());
+    // Writing to a Vec cannot fail.
+    let _ = enc.write_all(body);
+    enc.finish().unwrap_or_default()
+}
+
+/// One snapshot's bodies: each format, plain and gzipped, encoded on first request and then
+/// served as shared bytes (one copy in memory however many scrapes hold it) until the snapshot
+/// changes and a new `Exposition` replaces this one.
+#[derive(Debug)]
+pub struct Exposition {
+    families: Arc<Vec<Family>>,
+    bodies: [OnceLock<Bytes>; 4],
+}
+
+impl Exposition {
+    /// A snapshot's families, not encoded yet.
+    pub fn new(families: Arc<Vec<Family>>) -> Self {
+        Exposition { families, bodies: Default::default() }
     }
-    out
+
+    fn slot(format: Format, gzipped: bool) -> usize {
+        (format == Format::OpenMetrics) as usize * 2 + gzipped as usize
+    }
+
+    /// The body if it was encoded already (cheap; the caller encodes off the async threads
+    /// otherwise).
+    pub fn cached(&self, format: Format, gzipped: bool) -> Option<Bytes> {
+        self.bodies[Self::slot(format, gzipped)].get().cloned()
+    }
+
+    /// The body, encoding it now if no scrape asked for it yet.
+    pub fn body(&self, format: Format, gzipped: bool) -> Bytes {
+        self.bodies[Self::slot(format, gzipped)]
+            .get_or_init(|| {
+                if gzipped {
+                    Bytes::from(gzip(&self.body(format, false)))
+                } else {
+                    Bytes::from(encode_bytes(std::slice::from_ref(&self.families), format))
+                }
+            })
+            .clone()
+    }
+
+    /// The families this snapshot holds.
+    pub fn families(&self) -> &Arc<Vec<Family>> {
+        &self.families
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::{label, MetricDef};
-    use std::sync::Arc;
 
     fn sample() -> Arc<Vec<Family>> {
         let mut h = Family::new(&MetricDef::histogram("redline_test_latency_seconds", "Latency."));
@@ -179,8 +260,12 @@ mod tests {
         Arc::new(vec![
             Family::new(&MetricDef::counter("redline_test_events", "Events seen."))
                 .with(vec![label("target", "a\"b")], 3.0),
-            Family::new(&MetricDef::gauge("redline_test_bytes", "Bytes.")).with(vec![], 1.5),
+            Family::new(&MetricDef::gauge("redline_test_bytes", "Bytes \\ and\nnewline.")).with(vec![], 1.5),
+            Family::new(&MetricDef::gauge("redline_test_odd", "Odd values."))
+                .with(vec![label("v", "nan")], f64::NAN)
+                .with(vec![label("v", "inf")], f64::INFINITY),
             h,
+            Family::new(&MetricDef::gauge("redline_test_empty", "No samples.")),
         ])
     }
 
@@ -188,8 +273,9 @@ mod tests {
     fn openmetrics_declares_counter_family_and_ends_with_eof() {
         let om = encode(vec![sample()], Format::OpenMetrics);
         assert!(om.contains("# TYPE redline_test_events counter\n"), "{om}");
-        assert!(om.contains("redline_test_events_total{target=\"a\\\"b\"} 3"), "{om}");
+        assert!(om.contains("redline_test_events_total{target=\"a\\\"b\"} 3.0\n"), "{om}");
         assert!(om.ends_with("# EOF\n"));
+        assert_eq!(om.matches("# EOF").count(), 1);
     }
 
     #[test]
@@ -197,15 +283,18 @@ mod tests {
         let text = encode(vec![sample()], Format::Text);
         assert!(text.contains("# HELP redline_test_events_total Events seen.\n"), "{text}");
         assert!(text.contains("# TYPE redline_test_events_total counter\n"), "{text}");
-        assert!(!text.contains("# EOF"));
+        assert!(text.contains("# HELP redline_test_bytes Bytes \\\\ and\\nnewline.\n"), "{text}");
+        assert!(!text.contains("# EOF") && !text.contains("redline_test_empty"));
     }
 
     #[test]
-    fn label_less_samples_have_no_empty_braces() {
+    fn label_less_samples_have_no_braces_and_odd_values_are_spelled_out() {
         for f in [Format::Text, Format::OpenMetrics] {
             let text = encode(vec![sample()], f);
             assert!(text.contains("\nredline_test_bytes 1.5\n"), "{text}");
             assert!(!text.contains("{}"), "{text}");
+            assert!(text.contains("redline_test_odd{v=\"nan\"} NaN\n"), "{text}");
+            assert!(text.contains("redline_test_odd{v=\"inf\"} +Inf\n"), "{text}");
         }
     }
 
@@ -215,6 +304,8 @@ mod tests {
         assert!(text.contains("redline_test_latency_seconds_bucket{le=\"0.001\",cmd=\"get\"} 6\n"), "{text}");
         assert!(text.contains("redline_test_latency_seconds_bucket{le=\"0.002\",cmd=\"get\"} 9\n"), "{text}");
         assert!(text.contains("redline_test_latency_seconds_bucket{le=\"+Inf\",cmd=\"get\"} 10\n"), "{text}");
+        assert!(text.contains("redline_test_latency_seconds_count{cmd=\"get\"} 10\n"), "{text}");
+        assert!(text.contains("redline_test_latency_seconds_sum{cmd=\"get\"} 0.5\n"), "{text}");
     }
 
     #[test]
@@ -225,5 +316,20 @@ mod tests {
             Format::negotiate(Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")),
             Format::OpenMetrics
         );
+    }
+
+    #[test]
+    fn exposition_encodes_once_and_gzip_decodes_to_the_text() {
+        let e = Exposition::new(sample());
+        assert!(e.cached(Format::Text, false).is_none());
+        let a = e.body(Format::Text, false);
+        let b = e.body(Format::Text, false);
+        // The same allocation is handed out again, not an equal copy.
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        let gz = e.body(Format::Text, true);
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut plain).expect("gunzip");
+        assert_eq!(plain, a);
+        assert_ne!(e.body(Format::OpenMetrics, false), a);
     }
 }

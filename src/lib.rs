@@ -18,5 +18,6 @@ pub mod secret;
 pub mod serve;
 pub mod slo;
 pub mod snapshot;
+pub mod template;
 pub mod text;
 pub mod thresholds;

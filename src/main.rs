@@ -1,7 +1,8 @@
 //! The `redline` command line: parses arguments and calls into the library.
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -29,13 +30,18 @@ enum Command {
         /// Override the configured listen address (e.g. 0.0.0.0:9860).
         #[arg(long, env = "REDLINE_LISTEN")]
         listen: Option<std::net::SocketAddr>,
+        /// Serve POST /-/reload, like Prometheus' flag of the same name. Off by default: anyone
+        /// who reaches the port could trigger reloads. SIGHUP and file changes reload anyway.
+        #[arg(long = "web.enable-lifecycle", env = "REDLINE_WEB_ENABLE_LIFECYCLE")]
+        enable_lifecycle: bool,
     },
     /// Validate the configuration and thresholds; print every problem as file:line:col and exit non-zero.
     Check {
         /// Daemon configuration file (skipped if it does not exist and was not named).
         #[arg(short, long, env = "REDLINE_CONFIG")]
         config: Option<PathBuf>,
-        /// Thresholds file [default: the config's `thresholds.file`, else rules/thresholds.yaml].
+        /// Thresholds file [default: the one the config names, as `run` loads it (the built-in
+        /// defaults when it names none); without --config, rules/thresholds.yaml].
         #[arg(short, long)]
         thresholds: Option<PathBuf>,
     },
@@ -68,7 +74,8 @@ enum Command {
         /// Collect once from the targets in this config (no daemon needed)...
         #[arg(short, long, env = "REDLINE_CONFIG", conflicts_with = "url")]
         config: Option<PathBuf>,
-        /// ...or scrape a running redline, e.g. http://127.0.0.1:9860/metrics.
+        /// ...or scrape a running redline, e.g. http://127.0.0.1:9860/metrics. A
+        /// `user:password@` part is sent as basic auth and never written anywhere.
         #[arg(long)]
         url: Option<String>,
     },
@@ -144,33 +151,55 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("redline: {e:#}");
+            err_line(&format!("redline: {e:#}"));
             ExitCode::FAILURE
         }
     }
 }
 
+/// Writes to standard output. A reader that went away (`redline diff … | head -1`) is not an
+/// error to report: the error comes back as a broken pipe and `main` exits quietly.
+fn out(text: &str) -> anyhow::Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+/// Writes a line to standard error, ignoring a closed stderr.
+fn err_line(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Check { config, thresholds } => check(config.as_deref(), thresholds.as_deref()),
-        Command::Run { config, listen } => run(&config, listen),
+        Command::Run { config, listen, enable_lifecycle } => run(&config, listen, enable_lifecycle),
         Command::Generate { thresholds, rules_dir, dashboards_dir, runbooks, kubernetes_dir, namespace } => {
             let t = Thresholds::load(&thresholds)?;
             let text = std::fs::read_to_string(&thresholds)?;
-            let out = redline::artifacts::Outputs {
+            let outputs = redline::artifacts::Outputs {
                 rules_dir: &rules_dir,
                 dashboards_dir: &dashboards_dir,
                 runbooks: &runbooks,
                 kubernetes_dir: &kubernetes_dir,
                 namespace: &namespace,
             };
-            let changed = redline::artifacts::write(redline::artifacts::render_everything(&t, &text, &out))?;
+            let changed =
+                redline::artifacts::write(redline::artifacts::render_everything(&t, &text, &outputs))?;
             for p in &changed {
-                println!("wrote {}", p.display());
+                out(&format!("wrote {}\n", p.display()))?;
             }
             if changed.is_empty() {
-                println!("all generated files are up to date");
+                out("all generated files are up to date\n")?;
             }
             Ok(())
         }
@@ -189,8 +218,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 );
             }
             let t = Thresholds::load(&thresholds)?;
-            print!("{}", redline::snapshot::diff(&b, &a, &t, all));
-            Ok(())
+            out(&redline::snapshot::diff(&b, &a, &t, all))
         }
         Command::Rules {
             action: RulesAction::Generate { thresholds, out, prometheus_rule, name, namespace },
@@ -214,49 +242,54 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
 }
 
 /// Checks both files and reports the problems of each before failing.
-/// Without `--thresholds`, the file the config names is the one checked: the one the daemon loads.
-fn check(config: Option<&std::path::Path>, thresholds: Option<&std::path::Path>) -> anyhow::Result<()> {
+/// Without `--thresholds`, the thresholds checked are the ones `run` would load with this
+/// config: the file it names (relative to the config's directory), or the built-in defaults.
+fn check(config: Option<&Path>, thresholds: Option<&Path>) -> anyhow::Result<()> {
     let mut failed = false;
-    let mut from_config = None;
+    // None: the config could not be read, so which thresholds it names is unknown.
+    let mut named: Option<Option<PathBuf>> = Some(Some(PathBuf::from("rules/thresholds.yaml")));
     let mut loaded = None;
     if let Some(path) = config {
         match Config::load(path) {
             Ok(c) => {
-                println!("{}: OK", path.display());
-                from_config = c.thresholds.file.clone();
+                out(&format!("{}: OK\n", path.display()))?;
+                named = Some(c.thresholds.file.clone());
                 loaded = Some(c);
             }
             Err(e) => {
-                eprintln!("{e}");
+                err_line(&e.to_string());
                 failed = true;
+                named = None;
             }
         }
     }
-    let thresholds = thresholds
-        .map(std::path::Path::to_path_buf)
-        .or(from_config)
-        .unwrap_or_else(|| PathBuf::from("rules/thresholds.yaml"));
-    match Thresholds::load(&thresholds) {
-        Ok(t) => {
-            // SLOs against the queues the config can collect: only knowable with both files.
-            let found =
-                loaded.as_ref().map(|c| redline::slo::check_against_config(&t.slos, c)).unwrap_or_default();
-            for p in &found.notes {
-                eprintln!("{}: note: {p}", thresholds.display());
+    match thresholds.map(|t| Some(t.to_path_buf())).or(named) {
+        Some(Some(file)) => match Thresholds::load(&file) {
+            Ok(t) => {
+                // SLOs against the queues the config can collect: only knowable with both files.
+                let found = loaded
+                    .as_ref()
+                    .map(|c| redline::slo::check_against_config(&t.slos, c))
+                    .unwrap_or_default();
+                for p in &found.notes {
+                    err_line(&format!("{}: note: {p}", file.display()));
+                }
+                for p in &found.problems {
+                    err_line(&format!("{}: {p}", file.display()));
+                }
+                if found.problems.is_empty() {
+                    out(&format!("{}: OK\n", file.display()))?;
+                } else {
+                    failed = true;
+                }
             }
-            for p in &found.problems {
-                eprintln!("{}: {p}", thresholds.display());
-            }
-            if found.problems.is_empty() {
-                println!("{}: OK", thresholds.display());
-            } else {
+            Err(e) => {
+                err_line(&e.to_string());
                 failed = true;
             }
-        }
-        Err(e) => {
-            eprintln!("{e}");
-            failed = true;
-        }
+        },
+        Some(None) => out("thresholds: the config names no file; the built-in defaults apply\n")?,
+        None => {}
     }
     if failed {
         anyhow::bail!("invalid configuration");
@@ -264,28 +297,27 @@ fn check(config: Option<&std::path::Path>, thresholds: Option<&std::path::Path>)
     Ok(())
 }
 
-fn snapshot(
-    out: &std::path::Path,
-    config: Option<&std::path::Path>,
-    url: Option<&str>,
-) -> anyhow::Result<()> {
+fn snapshot(out_file: &Path, config: Option<&Path>, url: Option<&str>) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let taken_at = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs_f64();
     let (source, body) = rt.block_on(async {
         match (url, config) {
             (Some(u), _) => {
+                // Credentials go to basic auth; only the URL without them is shown or written.
+                let u = redline::secret::HttpUrl::parse(u).context("--url")?;
                 let (status, body) =
-                    redline::http_client::request(hyper::Method::GET, u, std::time::Duration::from_secs(30))
+                    redline::http_client::request(hyper::Method::GET, &u, std::time::Duration::from_secs(30))
                         .await
-                        .map_err(|e| anyhow::anyhow!("cannot scrape {u}: {e}"))?;
+                        .context("cannot scrape")?;
                 anyhow::ensure!(status == 200, "{u} answered HTTP {status}");
+                let body =
+                    String::from_utf8(body.to_vec()).with_context(|| format!("{u}: not UTF-8 text"))?;
                 Ok((u.to_string(), body))
             }
             (None, c) => {
                 let path = c.unwrap_or(std::path::Path::new("redline.yaml"));
                 let config = Config::load(path)?;
-                let families =
-                    redline::collect::collect_once(&config).await.map_err(|e| anyhow::anyhow!(e))?;
+                let families = redline::collect::collect_once(&config).await?;
                 Ok((
                     path.display().to_string(),
                     redline::expose::encode(families, redline::expose::Format::Text),
@@ -294,27 +326,23 @@ fn snapshot(
         }
     })?;
     let text = format!("{}{body}", redline::snapshot::header(taken_at, &source));
-    redline::artifacts::write_atomic(out, &text)
-        .with_context(|| format!("cannot write {}", out.display()))?;
-    println!("wrote {} ({} lines)", out.display(), text.lines().count());
-    Ok(())
+    redline::artifacts::write_atomic(out_file, &text)
+        .with_context(|| format!("cannot write {}", out_file.display()))?;
+    out(&format!("wrote {} ({} lines)\n", out_file.display(), text.lines().count()))
 }
 
-fn emit(out: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
-    match out {
+fn emit(file: Option<&Path>, text: &str) -> anyhow::Result<()> {
+    match file {
         Some(p) => {
             redline::artifacts::write_atomic(p, text)
                 .with_context(|| format!("cannot write {}", p.display()))?;
             Ok(())
         }
-        None => {
-            print!("{text}");
-            Ok(())
-        }
+        None => out(text),
     }
 }
 
-fn run(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+fn run(path: &Path, listen: Option<std::net::SocketAddr>, enable_lifecycle: bool) -> anyhow::Result<()> {
     let mut config = Config::load(path)?;
     if let Some(l) = listen {
         config.listen = l;
@@ -328,7 +356,8 @@ fn run(path: &std::path::Path, listen: Option<std::net::SocketAddr>) -> anyhow::
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        redline::daemon::run(config, Some(path.to_path_buf()), listener, shutdown_signal()).await?;
+        let options = redline::daemon::Options { enable_lifecycle };
+        redline::daemon::run(config, Some(path.to_path_buf()), options, listener, shutdown_signal()).await?;
         Ok(())
     })
 }

@@ -19,12 +19,7 @@ pub const COLLECTOR_ERRORS: M =
 /// Time of last success.
 pub const COLLECTOR_LAST_SUCCESS: M = M::gauge(
     "redline_collector_last_success_timestamp_seconds",
-    "Unix time of the last successful collection (0 if none yet).",
-);
-/// Age of the data being served.
-pub const SNAPSHOT_AGE: M = M::gauge(
-    "redline_snapshot_age_seconds",
-    "Seconds since this collector's data in the served snapshot was collected.",
+    "Unix time of the last successful collection (absent until the first).",
 );
 /// Target reachability.
 pub const TARGET_UP: M =

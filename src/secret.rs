@@ -1,10 +1,63 @@
-//! Secrets and the Redis URL type that keeps its password apart from everything printable.
+//! Secrets, and the URL types that keep their passwords apart from everything printable:
+//! Redis targets, PostgreSQL DSNs and the plain-HTTP URLs redline calls (Prometheus' reload
+//! endpoint, `redline snapshot --url`).
 
 use std::fmt;
 
 use serde::{Deserialize, Deserializer};
 
-/// A password. `Debug` and `Display` never show it.
+/// Why a URL or DSN was refused. Messages never contain the input (it may hold a password).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UrlError {
+    /// Not a URL at all (the parser's reason, which never quotes the input).
+    #[error("invalid {kind}: {reason}")]
+    Syntax {
+        /// What was being parsed ("Redis URL", "URL", …).
+        kind: &'static str,
+        /// The parser's reason.
+        reason: String,
+    },
+    /// A URL with a scheme this field does not take.
+    #[error("invalid {kind}: scheme {scheme} is not supported, use {expected}")]
+    Scheme {
+        /// What was being parsed.
+        kind: &'static str,
+        /// The scheme given.
+        scheme: String,
+        /// The schemes that work.
+        expected: &'static str,
+    },
+    /// No host in the URL.
+    #[error("invalid {kind}: no host")]
+    NoHost {
+        /// What was being parsed.
+        kind: &'static str,
+    },
+    /// A Redis URL whose path is not a database number.
+    #[error("invalid Redis URL: the path must be a database number")]
+    Database,
+    /// A PostgreSQL DSN tokio-postgres cannot read.
+    #[error("invalid PostgreSQL DSN: expected postgres://user@host:port/db or host=… dbname=…")]
+    Dsn,
+    /// A PostgreSQL DSN whose TLS parameters are wrong; names the parameter, never a value.
+    #[error("{0}")]
+    Ssl(String),
+}
+
+/// A scheme for an error message: well-known ones by name, anything else (a mistyped value
+/// that merely looks like `word:…` may be a password) not at all.
+fn shown_scheme(scheme: &str) -> String {
+    const KNOWN: &[&str] =
+        &["http", "https", "redis", "rediss", "postgres", "postgresql", "unix", "tcp", "mysql"];
+    if KNOWN.contains(&scheme) {
+        scheme.to_string()
+    } else {
+        "(not shown)".to_string()
+    }
+}
+
+/// A password. `Debug` and `Display` never show it; equality compares the value (to see a
+/// changed password on reload) without printing it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
@@ -27,7 +80,7 @@ impl fmt::Debug for Secret {
 }
 
 /// A `redis://` or `rediss://` URL with any password split off into a [`Secret`].
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl {
     /// The URL with the password removed: safe for logs and labels.
     url: url::Url,
@@ -42,22 +95,26 @@ impl fmt::Debug for RedisUrl {
 
 impl RedisUrl {
     /// Parses a URL; the error never contains the input (it may hold a password).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let mut url = url::Url::parse(s).map_err(|e| format!("invalid Redis URL: {e}"))?;
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
+        const KIND: &str = "Redis URL";
+        let mut url =
+            url::Url::parse(s).map_err(|e| UrlError::Syntax { kind: KIND, reason: e.to_string() })?;
         match url.scheme() {
             "redis" | "rediss" => {}
             other => {
-                return Err(format!(
-                    "invalid Redis URL: scheme {other:?} is not supported, use redis:// or rediss://"
-                ))
+                return Err(UrlError::Scheme {
+                    kind: KIND,
+                    scheme: shown_scheme(other),
+                    expected: "redis:// or rediss://",
+                })
             }
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err("invalid Redis URL: no host".into());
+            return Err(UrlError::NoHost { kind: KIND });
         }
         let db = url.path().trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
-            return Err("invalid Redis URL: the path must be a database number".into());
+            return Err(UrlError::Database);
         }
         let password = url.password().map(|p| {
             let decoded = percent_decode(p);
@@ -313,13 +370,11 @@ impl fmt::Debug for PgDsn {
 
 impl PgDsn {
     /// Parses a DSN; the error never contains the input (it may hold a password).
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let (s, ssl) = split_ssl_params(s)?;
-        let mut config: tokio_postgres::Config = s.parse().map_err(|_| {
-            "invalid PostgreSQL DSN: expected postgres://user@host:port/db or host=… dbname=…".to_string()
-        })?;
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
+        let (s, ssl) = split_ssl_params(s).map_err(UrlError::Ssl)?;
+        let mut config: tokio_postgres::Config = s.parse().map_err(|_| UrlError::Dsn)?;
         if config.get_hosts().is_empty() {
-            return Err("invalid PostgreSQL DSN: no host".into());
+            return Err(UrlError::NoHost { kind: "PostgreSQL DSN" });
         }
         let password = config.get_password().map(|p| Secret::new(String::from_utf8_lossy(p).into_owned()));
         // Rebuild without the password: tokio-postgres has no way to unset it.
@@ -380,6 +435,119 @@ impl<'de> Deserialize<'de> for PgDsn {
     }
 }
 
+/// Credentials for HTTP basic authentication.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BasicAuth {
+    /// User name (may be shown).
+    pub user: String,
+    /// Password (never shown).
+    pub password: Secret,
+}
+
+impl fmt::Debug for BasicAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "BasicAuth({}:***)", self.user)
+    }
+}
+
+impl BasicAuth {
+    /// The `Authorization` header value.
+    pub fn header(&self) -> String {
+        use base64::Engine;
+        let raw = format!("{}:{}", self.user, self.password.expose());
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(raw))
+    }
+}
+
+/// A plain `http://` URL whose `user:password@` part, if any, is split off into
+/// [`BasicAuth`]: the URL itself is safe to print.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HttpUrl {
+    url: url::Url,
+    auth: Option<BasicAuth>,
+}
+
+impl fmt::Debug for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HttpUrl({})", self.url)
+    }
+}
+
+impl fmt::Display for HttpUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.url.as_str())
+    }
+}
+
+impl HttpUrl {
+    /// Parses an `http://host[:port]/path` URL; the error never contains the input.
+    pub fn parse(s: &str) -> Result<Self, UrlError> {
+        const KIND: &str = "URL";
+        let mut url =
+            url::Url::parse(s).map_err(|e| UrlError::Syntax { kind: KIND, reason: e.to_string() })?;
+        if url.scheme() != "http" {
+            return Err(UrlError::Scheme {
+                kind: KIND,
+                scheme: shown_scheme(url.scheme()),
+                expected: "http://",
+            });
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(UrlError::NoHost { kind: KIND });
+        }
+        let user = percent_decode(url.username());
+        let password = url.password().map(percent_decode);
+        let auth = (!user.is_empty() || password.is_some())
+            .then(|| BasicAuth { user, password: Secret::new(password.unwrap_or_default()) });
+        // Cannot fail for http:// URLs with a host.
+        let _ = url.set_password(None);
+        let _ = url.set_username("");
+        Ok(HttpUrl { url, auth })
+    }
+
+    /// The URL without credentials.
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
+    /// The credentials to send, if the URL carried any.
+    pub fn auth(&self) -> Option<&BasicAuth> {
+        self.auth.as_ref()
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpUrl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        HttpUrl::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Removes the `user:password@` part of every URL in `text` (`scheme://user:pw@host` ->
+/// `scheme://host`), for text that may quote a URL someone typed: error messages of other
+/// libraries, snapshot headers written by older versions.
+pub fn redact_userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends at the first '/', '?', '#', whitespace or quote; userinfo is what
+        // precedes its last '@'.
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => out.push_str(&authority[at + 1..]),
+            None => out.push_str(authority),
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,7 +575,7 @@ mod tests {
             assert!(d.config().get_password().is_none());
         }
         let e = PgDsn::parse("postgres://a:secret@:::bad").expect_err("bad");
-        assert!(!e.contains("secret"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
     }
 
     #[test]
@@ -441,19 +609,56 @@ mod tests {
     #[test]
     fn pg_dsn_tls_errors_name_the_parameter_not_the_value() {
         let e = PgDsn::parse("postgres://u:hunter2@h/db?sslmode=verify-hunter2").expect_err("bad mode");
+        let e = e.to_string();
         assert!(e.contains("sslmode must be") && !e.contains("hunter2"), "{e}");
         let e = PgDsn::parse("host=h user=u password=hunter2 sslpassword=hunter2").expect_err("unsupported");
+        let e = e.to_string();
         assert!(e.contains("sslpassword is not supported") && !e.contains("hunter2"), "{e}");
-        let e = PgDsn::parse("host=h password='hunter2").expect_err("unterminated quote");
+        let e = PgDsn::parse("host=h password='hunter2").expect_err("unterminated quote").to_string();
         assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
     fn bad_urls_are_rejected_without_echoing_input() {
         for bad in ["http://x:6379", "redis://", "redis://h:6379/abc", "not a url :pw"] {
-            let e = RedisUrl::parse(bad).expect_err(bad);
+            let e = RedisUrl::parse(bad).expect_err(bad).to_string();
             assert!(!e.contains("pw"), "{e}");
         }
         assert!(RedisUrl::parse("rediss://h:6380").expect("tls").is_tls());
+    }
+
+    #[test]
+    fn http_url_moves_credentials_to_basic_auth() {
+        let u = HttpUrl::parse("http://admin:p%40ss@127.0.0.1:9090/-/reload").expect("valid");
+        assert_eq!(u.to_string(), "http://127.0.0.1:9090/-/reload");
+        assert!(!format!("{u:?}").contains("p@ss"));
+        let auth = u.auth().expect("auth");
+        assert_eq!((auth.user.as_str(), auth.password.expose()), ("admin", "p@ss"));
+        assert_eq!(auth.header(), "Basic YWRtaW46cEBzcw==");
+        assert!(HttpUrl::parse("http://127.0.0.1/").expect("valid").auth().is_none());
+        for bad in ["https://u:pw@h/", "http://u:pw@/x", "u:pw@h"] {
+            let e = HttpUrl::parse(bad).expect_err(bad).to_string();
+            assert!(!e.contains("pw"), "{e}");
+        }
+    }
+
+    #[test]
+    fn userinfo_is_redacted_from_free_text() {
+        assert_eq!(
+            redact_userinfo("x \"redis://:LeakPw@h:1\" and postgres://u:pw@db/x, http://h/a@b"),
+            "x \"redis://h:1\" and postgres://db/x, http://h/a@b"
+        );
+        assert_eq!(redact_userinfo("no urls here"), "no urls here");
+    }
+
+    #[test]
+    fn changed_passwords_compare_unequal() {
+        let a = RedisUrl::parse("redis://:one@h:1").expect("a");
+        let b = RedisUrl::parse("redis://:two@h:1").expect("b");
+        assert_ne!(a, b);
+        assert_eq!(a, RedisUrl::parse("redis://:one@h:1").expect("a"));
+        let p = PgDsn::parse("postgres://u:one@h/db").expect("p");
+        assert_ne!(p, PgDsn::parse("postgres://u:two@h/db").expect("q"));
+        assert_eq!(p, PgDsn::parse("postgres://u:one@h/db").expect("p"));
     }
 }

@@ -25,9 +25,10 @@ pub struct Snapshot {
     pub counters: BTreeSet<String>,
 }
 
-/// The header line that starts a snapshot file.
+/// The header line that starts a snapshot file. URL credentials never get into it.
 pub fn header(taken_at: f64, source: &str) -> String {
-    format!("# redline-snapshot taken_at={taken_at:.3} source={}\n", source.replace('\n', " "))
+    let source = crate::secret::redact_userinfo(source).replace('\n', " ");
+    format!("# redline-snapshot taken_at={taken_at:.3} source={source}\n")
 }
 
 fn parse_labels(s: &str) -> Option<Labels> {
@@ -69,7 +70,8 @@ impl Snapshot {
                     if let Some(v) = part.strip_prefix("taken_at=") {
                         snap.taken_at = v.parse().unwrap_or(0.0);
                     } else if let Some(v) = part.strip_prefix("source=") {
-                        snap.source = v.to_string();
+                        // Files written by older versions may carry URL credentials.
+                        snap.source = crate::secret::redact_userinfo(v);
                     }
                 }
                 continue;
@@ -236,7 +238,6 @@ fn series_text(name: &str, l: &Labels) -> String {
 
 /// Self-metrics that change on every capture and say nothing about the system under test.
 const NOISE: &[&str] = &[
-    "redline_snapshot_age_seconds",
     "redline_collector_duration_seconds",
     "redline_collector_last_success_timestamp_seconds",
     "redline_thresholds_reload_timestamp_seconds",

@@ -2,14 +2,18 @@
 //! draw. Each alert in the catalogue (`catalog`) gets warning/critical levels, a `for`
 //! duration and optional text here, plus per-target / per-queue overrides.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::catalog::{self, AlertDef, Op};
-use crate::config::{item_line, line_of, yaml_problem, ConfigError, Problem};
+use crate::config::{item_lines, line_of, parse_yaml, ConfigError, Problem};
+
+/// Most overrides one file may hold: each one adds rules, rule tests and an exclusion to its
+/// alert's default rule, and thousands make rule files Prometheus evaluates slowly.
+pub const MAX_OVERRIDES: usize = 1000;
 
 /// Levels for one alert (file form).
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -103,7 +107,7 @@ const DEFAULT_RUNBOOK: &str =
 impl Thresholds {
     /// The catalogue defaults alone.
     pub fn defaults() -> Thresholds {
-        Thresholds::parse("", "defaults")
+        Thresholds::resolve(ThresholdsFile::default(), "", "defaults")
             .unwrap_or_else(|_| Thresholds { alerts: Vec::new(), slos: Vec::new() })
     }
 
@@ -115,14 +119,20 @@ impl Thresholds {
         Thresholds::parse(&src, &shown)
     }
 
-    /// Parses and validates thresholds text, reporting every problem with its line.
+    /// Parses and validates thresholds text, reporting every problem with its line. An empty
+    /// file is an error: read on a reload, it would silently reset every level and drop every
+    /// override (`{}` is the explicit "catalogue defaults").
     pub fn parse(src: &str, path: &str) -> Result<Thresholds, ConfigError> {
+        let file: ThresholdsFile = parse_yaml(
+            src,
+            path,
+            "it would reset every level to the catalogue defaults and drop every override; write `{}` if that is meant",
+        )?;
+        Thresholds::resolve(file, src, path)
+    }
+
+    fn resolve(file: ThresholdsFile, src: &str, path: &str) -> Result<Thresholds, ConfigError> {
         let invalid = |problems| ConfigError::Invalid { path: path.to_string(), problems };
-        let file: ThresholdsFile = if src.trim().is_empty() {
-            ThresholdsFile::default()
-        } else {
-            serde_yaml_ng::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?
-        };
         let mut problems = Vec::new();
         let mut problem =
             |line: Option<usize>, message: String| problems.push(Problem { line, column: None, message });
@@ -133,6 +143,17 @@ impl Thresholds {
                     format!("alerts.{key}: unknown alert; known: {}", catalog::keys()),
                 );
             }
+        }
+        if let Some(t) = &file.runbook_url {
+            if let Err(e) = crate::template::validate(t) {
+                problem(line_of(src, "runbook_url:"), format!("runbook_url: {e}"));
+            }
+        }
+        if file.overrides.len() > MAX_OVERRIDES {
+            problem(
+                line_of(src, "overrides:"),
+                format!("{} overrides; at most {MAX_OVERRIDES} are accepted", file.overrides.len()),
+            );
         }
         let runbook_tpl = file.runbook_url.clone().unwrap_or_else(|| DEFAULT_RUNBOOK.to_string());
         let mut alerts = Vec::new();
@@ -155,6 +176,12 @@ impl Thresholds {
             for m in check_levels(def, &levels) {
                 problem(line, format!("alerts.{}: {m}", def.key));
             }
+            // Prometheus parses these as Go templates: a broken one fails the whole rule file.
+            for (field, text) in [("summary", &f.summary), ("runbook_url", &f.runbook_url)] {
+                if let Some(Err(e)) = text.as_deref().map(crate::template::validate) {
+                    problem(line, format!("alerts.{}.{field}: {e}", def.key));
+                }
+            }
             alerts.push(Alert {
                 def,
                 summary: f.summary.clone().unwrap_or_else(|| def.summary.to_string()),
@@ -167,8 +194,10 @@ impl Thresholds {
                 overrides: Vec::new(),
             });
         }
-        for (i, o) in file.overrides.iter().enumerate() {
-            let line = item_line(src, "overrides", i);
+        let override_lines = item_lines(src, "overrides");
+        let mut seen_matches: HashSet<(&str, &BTreeMap<String, String>)> = HashSet::new();
+        for (i, o) in file.overrides.iter().enumerate().take(MAX_OVERRIDES) {
+            let line = override_lines.get(i).copied();
             let Some(alert) = alerts.iter_mut().find(|a| a.def.key == o.alert) else {
                 problem(
                     line,
@@ -190,7 +219,7 @@ impl Thresholds {
                     problem(line, format!("overrides[{i}]: match.{k} must be a plain non-empty value"));
                 }
             }
-            if alert.overrides.iter().any(|(m, _)| *m == o.r#match) {
+            if !seen_matches.insert((o.alert.as_str(), &o.r#match)) {
                 problem(line, format!("overrides[{i}]: a second override for the same {} match", o.alert));
             }
             let levels = Levels {
@@ -248,6 +277,11 @@ fn check_levels(def: &AlertDef, l: &Levels) -> Vec<String> {
             out.push(format!("{v} is not a ratio between 0 and 1"));
         } else if v < 0.0 {
             out.push(format!("{v} is negative"));
+        }
+    }
+    if let Some(max) = catalog::max_for(def) {
+        if l.for_ > max {
+            out.push(format!("for must be at most {} for this alert", humantime::format_duration(max)));
         }
     }
     if let (Some(w), Some(c)) = (l.warning, l.critical) {
@@ -312,6 +346,56 @@ mod tests {
         assert_eq!(p[2].line, Some(8));
         assert!(p[2].message.contains("not \"db\""), "{p:?}");
         assert_eq!(p[3].line, Some(11));
+    }
+
+    #[test]
+    fn empty_file_is_refused_and_braces_mean_defaults() {
+        for empty in ["", "# nothing\n", "~\n"] {
+            let p = problems(empty);
+            assert!(p[0].message.contains("the file is empty"), "{p:?}");
+        }
+        let t = Thresholds::parse("{}\n", "t.yaml").expect("{} is the defaults");
+        assert_eq!(t.alerts.len(), catalog::ALERTS.len());
+    }
+
+    #[test]
+    fn broken_templates_are_refused_as_promtool_would() {
+        let p = problems("alerts:\n  queue_backlog:\n    summary: \"backlog {{ .Foo \"\n");
+        assert_eq!(p[0].line, Some(2), "{p:?}");
+        assert!(p[0].message.contains("alerts.queue_backlog.summary: template error"), "{p:?}");
+        let p = problems("runbook_url: \"https://x/{{ nope }}\"\n");
+        assert!(p[0].message.contains("function \"nope\" not defined"), "{p:?}");
+        Thresholds::parse(
+            "alerts:\n  queue_backlog:\n    summary: \"{{ $labels.queue }} at {{ $value | humanize }}\"\n",
+            "t.yaml",
+        )
+        .expect("good template");
+    }
+
+    #[test]
+    fn catalogue_texts_are_valid_templates() {
+        for a in catalog::ALERTS {
+            crate::template::validate(a.summary).unwrap_or_else(|e| panic!("{}: {e}", a.key));
+            let d = a.description.replace("{value}", a.unit.template()).replace("{threshold}", "1");
+            crate::template::validate(&d).unwrap_or_else(|e| panic!("{}: {e}", a.key));
+        }
+    }
+
+    #[test]
+    fn too_many_overrides_are_refused_and_many_parse_quickly() {
+        let many = |n: usize| {
+            let mut s = String::from("overrides:\n");
+            for i in 0..n {
+                s.push_str(&format!(
+                    "  - alert: queue_backlog\n    match: {{queue: q{i}}}\n    warning: 5\n"
+                ));
+            }
+            s
+        };
+        let p = problems(&many(MAX_OVERRIDES + 1));
+        assert!(p.iter().any(|p| p.message.contains("at most")), "{p:?}");
+        let t = Thresholds::parse(&many(MAX_OVERRIDES), "t.yaml").expect("at the limit");
+        assert_eq!(t.get("queue_backlog").map(|a| a.overrides.len()), Some(MAX_OVERRIDES));
     }
 
     #[test]

@@ -88,3 +88,85 @@ fn check_reads_the_thresholds_file_the_config_names() {
     let (ok, text) = check_in(&dir, "thresholds:\n  file: mine.yaml\n");
     assert!(ok && text.contains("mine.yaml: OK"), "{text}");
 }
+
+/// Runs redline in `cwd` with stdout closed before it writes (what `| head -1` does once head
+/// has its line); returns (exit success, stderr).
+fn with_closed_stdout(cwd: &std::path::Path, args: &[&str]) -> (bool, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_redline"))
+        .current_dir(cwd)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_stdout_ends_check_and_diff_quietly() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let snap = dir.path().join("s.prom");
+    std::fs::write(&snap, "# redline-snapshot taken_at=1.000 source=x\nredline_x{a=\"1\"} 1\nredline_y 2\n")
+        .expect("write");
+    let snap = snap.to_str().expect("path");
+    let thresholds = format!("{root}/rules/thresholds.yaml");
+    for args in [
+        vec!["check", "--config", concat!(env!("CARGO_MANIFEST_DIR"), "/redline.example.yaml")],
+        vec!["diff", snap, snap, "--thresholds", &thresholds, "--all"],
+        vec!["rules", "generate", "--thresholds", &thresholds],
+    ] {
+        let (ok, err) = with_closed_stdout(std::path::Path::new(root), &args);
+        assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{args:?}: {err}");
+        assert!(ok, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn check_resolves_thresholds_like_run_from_any_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let run_check = |config: &std::path::Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_redline"))
+            .current_dir(elsewhere.path())
+            .args(["check", "--config"])
+            .arg(config)
+            .output()
+            .expect("run");
+        let text =
+            format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    };
+    // No thresholds file named: run uses the built-in defaults, so check does not look for
+    // rules/thresholds.yaml in the working directory.
+    let plain = dir.path().join("plain.yaml");
+    std::fs::write(&plain, "host:\n  enabled: false\n").expect("write");
+    let (ok, text) = run_check(&plain);
+    assert!(ok && text.contains("built-in defaults"), "{text}");
+    // A relative thresholds file is found beside the config, not in the working directory.
+    std::fs::create_dir(dir.path().join("conf")).expect("mkdir");
+    std::fs::write(dir.path().join("conf/t.yaml"), "alerts:\n  redis_down:\n    critical: lots\n")
+        .expect("write");
+    let named = dir.path().join("conf/redline.yaml");
+    std::fs::write(&named, "thresholds:\n  file: t.yaml\n").expect("write");
+    let (ok, text) = run_check(&named);
+    assert!(!ok && text.contains("conf/t.yaml:3:"), "{text}");
+}
+
+#[test]
+fn empty_files_and_tiny_intervals_are_refused() {
+    let (ok, text) = check("");
+    assert!(!ok && text.contains("the file is empty"), "{text}");
+    let (ok, text) = check("# nothing but a comment\n");
+    assert!(!ok && text.contains("the file is empty"), "{text}");
+    let (ok, _) = check("{}\n");
+    assert!(ok, "{{}} is the explicit all-defaults config");
+    let (ok, text) = check("collection:\n  interval: 1ns\n  timeout: 1ns\n");
+    assert!(!ok && text.contains("collection.interval must be at least 1s"), "{text}");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("t.yaml"), "\n").expect("write");
+    let (ok, text) = check_in(&dir, "thresholds:\n  file: t.yaml\n");
+    assert!(!ok && text.contains("t.yaml: the file is empty"), "{text}");
+}

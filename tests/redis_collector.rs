@@ -45,7 +45,7 @@ fn local_redis_metrics_are_complete_and_pass_promtool() {
         "redline_host_filesystem_size_bytes{",
         "redline_process_resident_memory_bytes",
         "redline_collector_success{collector=\"host\",target=\"localhost\"} 1",
-        "redline_snapshot_age_seconds{collector=\"redis\",target=\"t\"}",
+        "redline_collector_last_success_timestamp_seconds{collector=\"redis\",target=\"t\"}",
         "redline_build_info{version=",
     ];
     // The host's CPU ratio needs two samples, the slowlog a baseline: wait until all are there.

@@ -58,7 +58,7 @@ fn start(extra: &str) -> Daemon {
     Daemon::start_in(
         dir,
         &format!("collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nthresholds:\n  file: thresholds.yaml\n  rules_dir: out/rules\n  dashboards_dir: out/grafana\n{extra}"),
-        &[],
+        &[("REDLINE_WEB_ENABLE_LIFECYCLE", "true")],
     )
 }
 
@@ -174,4 +174,201 @@ fn config_change_restarts_collectors_with_the_new_targets() {
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(value(&d.scrape(), "redline_target_up{collector=\"redis\",target=\"added\"}"), Some(1.0));
     assert!(d.log_text().contains("redline.yaml:") && d.log_text().contains("unknown field `bogus`"));
+}
+
+/// POSTs /-/reload; returns (status, body).
+fn post_reload(d: &Daemon) -> (u16, String) {
+    let resp = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .expect("client")
+        .post(format!("http://{}/-/reload", d.addr))
+        .send()
+        .expect("post");
+    (resp.status().as_u16(), resp.text().expect("body"))
+}
+
+fn up(d: &Daemon, target: &str) -> Option<f64> {
+    value(&d.scrape(), &format!("redline_target_up{{collector=\"redis\",target=\"{target}\"}}"))
+}
+
+#[test]
+fn removed_target_is_gone_at_once_and_an_in_flight_collection_cannot_bring_it_back() {
+    let keep = common::RedisServer::start(&[]);
+    let gone = common::RedisServer::start(&[]);
+    let d = start("");
+    let cfg = d.dir().join("redline.yaml");
+    let base = std::fs::read_to_string(&cfg).expect("config");
+    let target = |name: &str, r: &common::RedisServer| format!("  - name: {name}\n    url: {}\n", r.url());
+    replace(&cfg, &format!("{base}redis:\n{}{}", target("keep", &keep), target("gone", &gone)));
+    wait_for("both collected", Duration::from_secs(15), || {
+        up(&d, "keep") == Some(1.0) && up(&d, "gone") == Some(1.0)
+    });
+
+    // Freeze the target so a collection is in flight (waiting on it) when it is removed.
+    gone.signal("STOP");
+    wait_for("a collection of the frozen target timed out", Duration::from_secs(10), || {
+        up(&d, "gone") == Some(0.0)
+    });
+    replace(&cfg, &format!("{base}redis:\n{}", target("keep", &keep)));
+    let (status, body) = post_reload(&d);
+    assert_eq!(status, 200, "{body}");
+    // The removal is applied by the time the reload answers: no series of it is left.
+    let text = d.scrape();
+    assert!(!text.contains("target=\"gone\""), "removed target still served:\n{text}");
+    // Thaw it: the collection that was waiting finishes now, and must not publish. Watch two
+    // more collections of the kept target to give it every chance.
+    gone.signal("CONT");
+    let stamp = |d: &Daemon| {
+        value(
+            &d.scrape(),
+            "redline_collector_last_success_timestamp_seconds{collector=\"redis\",target=\"keep\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    let t0 = stamp(&d);
+    wait_for("two more collections of the kept target", Duration::from_secs(10), || stamp(&d) >= t0 + 1.5);
+    let text = d.scrape();
+    assert!(!text.contains("target=\"gone\""), "removed target came back:\n{text}");
+    assert_eq!(up(&d, "keep"), Some(1.0));
+}
+
+#[test]
+fn a_changed_password_file_is_watched_and_applied() {
+    let r = common::RedisServer::start(&["--requirepass", "second-pw"]);
+    let d = start("");
+    let pw = d.dir().join("redis.pw");
+    std::fs::write(&pw, "first-pw\n").expect("write");
+    let cfg = d.dir().join("redline.yaml");
+    let base = std::fs::read_to_string(&cfg).expect("config");
+    replace(
+        &cfg,
+        &format!("{base}redis:\n  - name: app\n    url: {}\n    password_file: {}\n", r.url(), pw.display()),
+    );
+    wait_for("wrong password: down", Duration::from_secs(15), || up(&d, "app") == Some(0.0));
+    // Rotate the secret the way Kubernetes and editors do; nothing else changes.
+    replace(&pw, "second-pw\n");
+    wait_for("the new password is used", Duration::from_secs(15), || up(&d, "app") == Some(1.0));
+    assert_eq!(reload_ok(&d), Some(1.0));
+    assert!(!d.log_text().contains("second-pw"));
+}
+
+#[test]
+fn both_files_are_validated_before_either_is_swapped() {
+    let r = common::RedisServer::start(&[]);
+    let d = start("");
+    wait_for("initial", Duration::from_secs(5), || reload_ok(&d) == Some(1.0));
+    let cfg = d.dir().join("redline.yaml");
+    let base = std::fs::read_to_string(&cfg).expect("config");
+    // A good config change and a broken thresholds file in one reload: neither applies.
+    std::fs::write(d.dir().join("thresholds.yaml"), "alerts:\n  redis_down:\n    critical: lots\n")
+        .expect("write");
+    std::fs::write(&cfg, format!("{base}redis:\n  - name: added\n    url: {}\n", r.url())).expect("write");
+    let (status, body) = post_reload(&d);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("thresholds.yaml:3"), "{body}");
+    assert_eq!(up(&d, "added"), None, "the config was applied although the thresholds were bad");
+    assert_eq!(threshold(&d, "redis_down", "critical"), Some(1.0));
+    // Fixed: both apply together.
+    replace(&d.dir().join("thresholds.yaml"), SHIPPED);
+    let (status, body) = post_reload(&d);
+    assert_eq!(status, 200, "{body}");
+    wait_for("added target collected", Duration::from_secs(10), || up(&d, "added") == Some(1.0));
+}
+
+#[test]
+fn empty_huge_deep_and_broken_files_are_refused_while_metrics_keep_answering() {
+    let r = common::RedisServer::start(&[]);
+    let d = start("");
+    let cfg = d.dir().join("redline.yaml");
+    let thresholds = d.dir().join("thresholds.yaml");
+    let good = format!(
+        "{}redis:\n  - name: app\n    url: {}\n",
+        std::fs::read_to_string(&cfg).expect("config"),
+        r.url()
+    );
+    replace(&cfg, &good);
+    wait_for("collected", Duration::from_secs(15), || up(&d, "app") == Some(1.0));
+
+    // A scraper runs the whole time and records whether every scrape was answered.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let scraper = {
+        let (addr, stop) = (d.addr.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut answered, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match common::try_scrape(&addr) {
+                    Some(body) if body.contains("redline_target_up") => answered += 1,
+                    other => failed.push(format!("{:?}", other.map(|b| b.len()))),
+                }
+            }
+            (answered, failed)
+        })
+    };
+
+    let deep_flow = format!("redis: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let deep_block: String = (0..100).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
+    let huge = format!("{good}# {}\n", "x".repeat(2 * 1024 * 1024));
+    let many_overrides: String = std::iter::once("overrides:\n".to_string())
+        .chain(
+            (0..8000)
+                .map(|i| format!("  - alert: queue_backlog\n    match: {{queue: q{i}}}\n    warning: 5\n")),
+        )
+        .collect();
+    let cases: Vec<(&Path, String, &str)> = vec![
+        (&cfg, String::new(), "the file is empty"),
+        (&cfg, "# comments only\n".into(), "the file is empty"),
+        (&cfg, deep_flow, "nested more than"),
+        (&cfg, deep_block, "nested more than"),
+        (&cfg, huge, "at most"),
+        (&cfg, format!("{good}redis: [\n"), "redline.yaml:"),
+        (&thresholds, String::new(), "the file is empty"),
+        (&thresholds, many_overrides, "at most 1000"),
+        (
+            &thresholds,
+            "alerts:\n  queue_backlog:\n    summary: \"backlog {{ .Foo \"\n".into(),
+            "unclosed action",
+        ),
+    ];
+    let n = cases.len();
+    for (i, (file, text, want)) in cases.into_iter().enumerate() {
+        std::fs::write(file, text).expect("write");
+        let (status, body) = post_reload(&d);
+        assert_eq!(status, 400, "case {i}: {body}");
+        assert!(body.contains(want), "case {i}: {body}");
+        // Restore, and check nothing of the bad file took effect.
+        std::fs::write(&cfg, &good).expect("write");
+        std::fs::write(&thresholds, SHIPPED).expect("write");
+        assert_eq!(up(&d, "app"), Some(1.0), "case {i}: the target must stay");
+        assert_eq!(threshold(&d, "queue_backlog", "warning"), Some(10000.0), "case {i}");
+        assert_eq!(
+            common::get(&d.addr, "/-/ready", None).map(|r| r.0),
+            Ok(200),
+            "case {i}: a reload must not make the daemon unready"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (answered, failed) = scraper.join().expect("scraper");
+    assert!(failed.is_empty(), "scrapes went unanswered during reloads: {failed:?}");
+    assert!(answered > 0);
+    assert_eq!(value(&d.scrape(), "redline_thresholds_reload_failures_total "), Some(n as f64));
+    // The files are good again: a reload succeeds.
+    assert_eq!(post_reload(&d).0, 200);
+}
+
+#[test]
+fn readiness_holds_through_a_reload_that_adds_a_target() {
+    let frozen = common::RedisServer::start(&[]);
+    let d = start("");
+    wait_for("ready", Duration::from_secs(10), || {
+        common::get(&d.addr, "/-/ready", None).map(|r| r.0) == Ok(200)
+    });
+    frozen.signal("STOP");
+    let cfg = d.dir().join("redline.yaml");
+    let base = std::fs::read_to_string(&cfg).expect("config");
+    std::fs::write(&cfg, format!("{base}redis:\n  - name: slow\n    url: {}\n", frozen.url()))
+        .expect("write");
+    assert_eq!(post_reload(&d).0, 200);
+    // The new target's first collection is still waiting on the frozen server.
+    assert_eq!(common::get(&d.addr, "/-/ready", None).map(|r| r.0), Ok(200));
 }

@@ -45,7 +45,7 @@ fn daemon_with_thresholds(r: &RedisServer, thresholds: &str, queues: &str) -> Da
 fn oldest_ready_and_active_timestamps_are_the_jobs_own_times() {
     let r = RedisServer::start(&[]);
     let p = r.port;
-    let d = daemon_with_thresholds(&r, "", "      - system: bullmq\n        names: [mail]\n");
+    let d = daemon_with_thresholds(&r, "{}\n", "      - system: bullmq\n        names: [mail]\n");
     let m = |name: &str| value(&d.scrape(), &format!("{name}{}", q("bullmq", "mail", "")));
     wait_for("queue read", Duration::from_secs(10), || m("redline_queue_oldest_ready_age_seconds").is_some());
     assert_eq!(m("redline_queue_oldest_ready_timestamp_seconds"), None, "absent while nothing is ready");
@@ -102,7 +102,7 @@ fn rq_ready_timestamp_is_the_jobs_enqueued_at() {
     let enqueued = redis_cli(p, &["HGET", &format!("rq:job:{head}"), "enqueued_at"]).trim().to_string();
     let t = humantime::parse_rfc3339_weak(enqueued.trim_end_matches('Z')).expect("ISO time");
     let want = t.duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs_f64();
-    let d = daemon_with_thresholds(&r, "", "      - system: rq\n        names: [mail]\n");
+    let d = daemon_with_thresholds(&r, "{}\n", "      - system: rq\n        names: [mail]\n");
     let ts = format!("redline_queue_oldest_ready_timestamp_seconds{}", q("rq", "mail", ""));
     wait_for("rq ready timestamp", Duration::from_secs(10), || value(&d.scrape(), &ts).is_some());
     let got = value(&d.scrape(), &ts).expect("ts");

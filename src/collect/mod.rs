@@ -20,13 +20,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::config::{Config, Limits, ResolveError, ResolvedPostgres, ResolvedRedis};
 use crate::metrics::Family;
 
-pub use store::Store;
+pub use store::{Store, Ticket};
 
 /// A boxed, sendable future (keeps [`Collector`] usable as a trait object).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -74,67 +73,135 @@ pub struct Scheduled {
     pub timeout: Duration,
 }
 
-/// Builds every collector the config enables. The one list of collector factories.
-pub fn build(config: &Config) -> Result<Vec<Scheduled>, String> {
+/// The `target` label of the host collector (what `HostCollector::target` answers).
+pub const HOST_TARGET: &str = "localhost";
+
+/// Everything one collector is built from, secrets and TLS material included. Two equal specs
+/// build collectors that behave the same, so a reload keeps a running collector whose spec did
+/// not change and rebuilds one whose password, certificate or settings did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Spec {
+    /// The host collector.
+    Host {
+        /// Time between collections.
+        interval: Duration,
+        /// Deadline for one collection.
+        timeout: Duration,
+    },
+    /// One Redis target (the limits bound its queue work).
+    Redis {
+        /// The target, resolved.
+        target: ResolvedRedis,
+        /// Cardinality and work bounds.
+        limits: Limits,
+    },
+    /// One PostgreSQL target.
+    Postgres {
+        /// The target, resolved.
+        target: ResolvedPostgres,
+    },
+}
+
+impl Spec {
+    /// The `collector` and `target` labels of the collector this builds.
+    pub fn key(&self) -> (&'static str, &str) {
+        match self {
+            Spec::Host { .. } => ("host", HOST_TARGET),
+            Spec::Redis { target, .. } => ("redis", &target.name),
+            Spec::Postgres { target } => ("postgres", &target.name),
+        }
+    }
+}
+
+/// Why a collector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A target's password or TLS files could not be read.
+    #[error(transparent)]
+    Resolve(#[from] ResolveError),
+    /// The Redis client refused the target's settings.
+    #[error("redis target {target}: {reason}")]
+    Redis {
+        /// The target's name.
+        target: String,
+        /// The client's reason (never holds the password).
+        reason: String,
+    },
+}
+
+/// The collectors the config enables, resolved (reads password and TLS files). The one list of
+/// collector kinds.
+pub fn plan(config: &Config) -> Result<Vec<Spec>, ResolveError> {
     let mut out = Vec::new();
     if config.host.enabled {
-        let timeout = config.collection.timeout.min(config.host_interval());
-        out.push(Scheduled {
-            collector: Box::new(host::HostCollector::new(timeout)),
+        out.push(Spec::Host {
             interval: config.host_interval(),
-            timeout,
+            timeout: config.collection.timeout.min(config.host_interval()),
         });
     }
-    for t in config.postgres_targets()? {
-        let (interval, timeout) = (t.interval, t.timeout);
-        out.push(Scheduled { collector: Box::new(postgres::PostgresCollector::new(t)), interval, timeout });
+    for target in config.postgres_targets()? {
+        out.push(Spec::Postgres { target });
     }
-    for t in config.redis_targets()? {
-        let (interval, timeout) = (t.interval, t.timeout);
-        let collector: Box<dyn Collector> = match t.topology.clone() {
-            crate::config::Topology::Single => {
-                Box::new(redis::RedisCollector::new(t, config.limits.clone())?)
-            }
-            crate::config::Topology::Cluster { seeds } => {
-                let source = redis_cluster::ClusterSource::new(t.clone(), seeds);
-                Box::new(topology::TopologyCollector::new(t, config.limits.clone(), Box::new(source)))
-            }
-            crate::config::Topology::Sentinel { .. } => {
-                let source = sentinel::SentinelSource::new(t.clone())?;
-                Box::new(topology::TopologyCollector::new(t, config.limits.clone(), Box::new(source)))
-            }
-        };
-        out.push(Scheduled { collector, interval, timeout });
+    for target in config.redis_targets()? {
+        out.push(Spec::Redis { target, limits: config.limits.clone() });
     }
     Ok(out)
 }
 
-/// Starts one background task per collector. Each stops when `shutdown` flips to true.
-pub fn spawn_all(
-    jobs: Vec<Scheduled>,
-    store: Arc<Store>,
-    shutdown: watch::Receiver<bool>,
-) -> Vec<JoinHandle<()>> {
-    for j in &jobs {
-        store.register(j.collector.kind(), j.collector.target());
-    }
-    jobs.into_iter().map(|j| tokio::spawn(run_one(j, store.clone(), shutdown.clone()))).collect()
+/// Builds the collector a spec describes (no I/O: connections are made on the first run).
+pub fn build(spec: &Spec) -> Result<Scheduled, BuildError> {
+    Ok(match spec {
+        Spec::Host { interval, timeout } => Scheduled {
+            collector: Box::new(host::HostCollector::new(*timeout)),
+            interval: *interval,
+            timeout: *timeout,
+        },
+        Spec::Postgres { target } => Scheduled {
+            collector: Box::new(postgres::PostgresCollector::new(target.clone())),
+            interval: target.interval,
+            timeout: target.timeout,
+        },
+        Spec::Redis { target, limits } => {
+            let err = |reason| BuildError::Redis { target: target.name.clone(), reason };
+            let t = target.clone();
+            let collector: Box<dyn Collector> = match t.topology.clone() {
+                crate::config::Topology::Single => {
+                    Box::new(redis::RedisCollector::new(t, limits.clone()).map_err(err)?)
+                }
+                crate::config::Topology::Cluster { seeds } => {
+                    let source = redis_cluster::ClusterSource::new(t.clone(), seeds);
+                    Box::new(topology::TopologyCollector::new(t, limits.clone(), Box::new(source)))
+                }
+                crate::config::Topology::Sentinel { .. } => {
+                    let source = sentinel::SentinelSource::new(t.clone()).map_err(err)?;
+                    Box::new(topology::TopologyCollector::new(t, limits.clone(), Box::new(source)))
+                }
+            };
+            Scheduled { collector, interval: target.interval, timeout: target.timeout }
+        }
+    })
 }
 
-async fn run_one(job: Scheduled, store: Arc<Store>, mut shutdown: watch::Receiver<bool>) {
+/// Builds every collector the config enables.
+pub fn build_all(config: &Config) -> Result<Vec<Scheduled>, BuildError> {
+    plan(config)?.iter().map(build).collect()
+}
+
+/// Starts a collector's background task. It publishes under `ticket` and stops by itself once
+/// the store no longer honours the ticket (the target was removed or replaced); the caller also
+/// aborts its handle, so a collection in flight never publishes after a removal.
+pub fn spawn(job: Scheduled, store: Arc<Store>, ticket: Ticket) -> JoinHandle<()> {
+    tokio::spawn(run_one(job, store, ticket))
+}
+
+async fn run_one(job: Scheduled, store: Arc<Store>, ticket: Ticket) {
     let Scheduled { mut collector, interval, timeout } = job;
     let (kind, target) = (collector.kind(), collector.target().to_string());
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_error: Option<String> = None;
     loop {
-        tokio::select! {
-            _ = ticker.tick() => {}
-            _ = shutdown.changed() => break,
-        }
-        if *shutdown.borrow() {
-            break;
-        }
+        ticker.tick().await;
         let start = tokio::time::Instant::now();
         let outcome = match tokio::time::timeout(timeout, collector.collect()).await {
             Ok(r) => r,
@@ -160,15 +227,17 @@ async fn run_one(job: Scheduled, store: Arc<Store>, mut shutdown: watch::Receive
                 last_error = Some(msg);
             }
         }
-        store.publish(kind, &target, collector.has_endpoint(), outcome, elapsed);
+        if !store.publish(&ticket, collector.has_endpoint(), outcome, elapsed) {
+            break;
+        }
     }
     tracing::debug!(collector = kind, target = %target, "collector stopped");
 }
 
 /// Runs every collector for `redline snapshot`: a first pass connects, starts queue discovery
 /// and takes the first CPU sample; after a settling pause, the second pass is the capture.
-pub async fn collect_once(config: &Config) -> Result<Vec<Arc<Vec<crate::metrics::Family>>>, String> {
-    let mut jobs = build(config)?;
+pub async fn collect_once(config: &Config) -> Result<Vec<Arc<Vec<crate::metrics::Family>>>, BuildError> {
+    let mut jobs = build_all(config)?;
     let store = Arc::new(Store::new());
     for pass in 0..2 {
         if pass == 1 {
@@ -192,13 +261,8 @@ pub async fn collect_once(config: &Config) -> Result<Vec<Arc<Vec<crate::metrics:
                             "collection failed: {e}"
                         );
                     }
-                    store.publish(
-                        collector.kind(),
-                        collector.target(),
-                        collector.has_endpoint(),
-                        outcome,
-                        start.elapsed(),
-                    );
+                    let ticket = store.register(collector.kind(), collector.target());
+                    store.publish(&ticket, collector.has_endpoint(), outcome, start.elapsed());
                 }
                 Scheduled { collector, interval, timeout }
             }));

@@ -83,7 +83,7 @@ fn sentinel_target(
     let mut u = url::Url::parse(&url.shown()).map_err(|e| format!("sentinel {addr}: {e}"))?;
     u.set_path("");
     let _ = u.set_username("");
-    s.url = crate::secret::RedisUrl::parse(u.as_str())?;
+    s.url = crate::secret::RedisUrl::parse(u.as_str()).map_err(|e| format!("sentinel {addr}: {e}"))?;
     s.username = None;
     s.password = password.clone();
     s.queues = Vec::new();

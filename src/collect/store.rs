@@ -1,23 +1,36 @@
-//! The latest snapshot of every collector, merged once per publish so a scrape only encodes.
+//! The latest snapshot of every collector, merged once per publish, with its encoded bodies
+//! ([`Exposition`]) so a scrape of an unchanged snapshot only hands out bytes.
+//!
+//! Each collector publishes under a [`Ticket`]: removing or replacing a target invalidates its
+//! ticket, so a collection that was in flight at a reload can never bring a removed target back.
 
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::CollectError;
+use crate::expose::Exposition;
 use crate::metrics::{label, Family, FamilySet, Label};
 use crate::names;
+
+/// The right of one collector task to publish for its `(kind, target)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    kind: &'static str,
+    target: String,
+    generation: u64,
+}
 
 #[derive(Debug)]
 struct Entry {
     kind: &'static str,
     target: String,
+    generation: u64,
     has_endpoint: bool,
     families: Vec<Family>,
     success: Option<bool>,
     duration: Duration,
     errors: u64,
     last_success_unix: f64,
-    last_success_at: Option<Instant>,
 }
 
 impl Entry {
@@ -26,12 +39,31 @@ impl Entry {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     entries: Vec<Entry>,
     /// Families the daemon itself publishes (thresholds reload state, live thresholds).
     daemon: Vec<Family>,
-    merged: Arc<Vec<Family>>,
+    next_generation: u64,
+    /// The first set of collectors is registered: readiness may be decided.
+    started: bool,
+    /// Set once every collector has reported; stays set (a reload must not make a serving
+    /// daemon unready).
+    ready: bool,
+    exposition: Arc<Exposition>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State {
+            entries: Vec::new(),
+            daemon: Vec::new(),
+            next_generation: 1,
+            started: false,
+            ready: false,
+            exposition: Arc::new(Exposition::new(Arc::new(merge(&[], &[])))),
+        }
+    }
 }
 
 /// Shared between the collector tasks (writers) and the HTTP server (readers).
@@ -46,87 +78,101 @@ impl Store {
         Self::default()
     }
 
-    /// Declares a collector before its first run, so readiness can wait for it.
-    pub fn register(&self, kind: &'static str, target: &str) {
+    /// Declares a collector before its first run (readiness waits for it) and returns the ticket
+    /// it publishes with. Registering a target that exists already (its settings changed)
+    /// invalidates the old ticket but keeps the last data until the new collector reports.
+    pub fn register(&self, kind: &'static str, target: &str) -> Ticket {
         let mut st = self.write();
-        if !st.entries.iter().any(|e| e.kind == kind && e.target == target) {
-            st.entries.push(Entry {
+        let generation = st.next_generation;
+        st.next_generation += 1;
+        match st.entries.iter_mut().find(|e| e.kind == kind && e.target == target) {
+            Some(e) => e.generation = generation,
+            None => st.entries.push(Entry {
                 kind,
                 target: target.to_string(),
+                generation,
                 has_endpoint: true,
                 families: Vec::new(),
                 success: None,
                 duration: Duration::ZERO,
                 errors: 0,
                 last_success_unix: 0.0,
-                last_success_at: None,
-            });
+            }),
         }
+        Ticket { kind, target: target.to_string(), generation }
     }
 
-    /// Stores the outcome of one collection and rebuilds the merged snapshot.
+    /// Forgets a collector: its series are gone from the next scrape, and its ticket is void.
+    pub fn remove(&self, kind: &str, target: &str) {
+        let mut st = self.write();
+        st.entries.retain(|e| !(e.kind == kind && e.target == target));
+        rebuild(&mut st);
+    }
+
+    /// Stores the outcome of one collection and rebuilds the merged snapshot. Returns false,
+    /// storing nothing, when the ticket is void (the target was removed or replaced).
     pub fn publish(
         &self,
-        kind: &'static str,
-        target: &str,
+        ticket: &Ticket,
         has_endpoint: bool,
         outcome: Result<Vec<Family>, CollectError>,
         duration: Duration,
-    ) {
-        self.register(kind, target);
+    ) -> bool {
         let mut st = self.write();
-        if let Some(e) = st.entries.iter_mut().find(|e| e.kind == kind && e.target == target) {
-            e.has_endpoint = has_endpoint;
-            e.duration = duration;
-            match outcome {
-                Ok(families) => {
-                    e.families = families;
-                    e.success = Some(true);
-                    e.last_success_at = Some(Instant::now());
-                    e.last_success_unix =
-                        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-                }
-                Err(_) => {
-                    // Serve no stale values for a target we cannot read; up=0 says why.
-                    e.families.clear();
-                    e.success = Some(false);
-                    e.errors += 1;
-                }
+        let Some(e) = st.entries.iter_mut().find(|e| {
+            e.kind == ticket.kind && e.target == ticket.target && e.generation == ticket.generation
+        }) else {
+            return false;
+        };
+        e.has_endpoint = has_endpoint;
+        e.duration = duration;
+        match outcome {
+            Ok(families) => {
+                e.families = families;
+                e.success = Some(true);
+                e.last_success_unix =
+                    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+            }
+            Err(_) => {
+                // Serve no stale values for a target we cannot read; up=0 says why.
+                e.families.clear();
+                e.success = Some(false);
+                e.errors += 1;
             }
         }
-        st.merged = Arc::new(merge(&st.entries, &st.daemon));
+        rebuild(&mut st);
+        true
+    }
+
+    /// Says the collectors of the start-up config are all registered: from now on the daemon
+    /// is ready once each has reported.
+    pub fn started(&self) {
+        let mut st = self.write();
+        st.started = true;
+        rebuild(&mut st);
     }
 
     /// Replaces the daemon's own families.
     pub fn set_daemon_families(&self, families: Vec<Family>) {
         let mut st = self.write();
         st.daemon = families;
-        st.merged = Arc::new(merge(&st.entries, &st.daemon));
+        rebuild(&mut st);
     }
 
-    /// Forgets every collector (before a new set starts after a config reload).
-    pub fn clear_collectors(&self) {
-        let mut st = self.write();
-        st.entries.clear();
-        st.merged = Arc::new(merge(&st.entries, &st.daemon));
+    /// The current snapshot with its (lazily) encoded bodies.
+    pub fn exposition(&self) -> Arc<Exposition> {
+        self.read().exposition.clone()
     }
 
-    /// The merged snapshot plus the families that depend on the time of the scrape.
+    /// The merged families of the current snapshot.
     pub fn snapshot(&self) -> Vec<Arc<Vec<Family>>> {
-        let st = self.read();
-        let mut age = Family::new(&names::SNAPSHOT_AGE);
-        for e in &st.entries {
-            if let Some(at) = e.last_success_at {
-                age.push(e.labels(), at.elapsed().as_secs_f64());
-            }
-        }
-        vec![st.merged.clone(), Arc::new(vec![age])]
+        vec![self.read().exposition.families().clone()]
     }
 
-    /// True once every registered collector has finished at least one collection.
+    /// True once every collector registered at start has finished a collection; it stays true
+    /// through reloads (new targets do not make a serving daemon unready).
     pub fn ready(&self) -> bool {
-        let st = self.read();
-        st.entries.iter().all(|e| e.success.is_some())
+        self.read().ready
     }
 
     // A poisoned lock only means a writer panicked mid-update; the data is still usable.
@@ -138,6 +184,14 @@ impl Store {
     }
 }
 
+/// New merged snapshot; its bodies are encoded when first scraped.
+fn rebuild(st: &mut State) {
+    if st.started && !st.ready && st.entries.iter().all(|e| e.success.is_some()) {
+        st.ready = true;
+    }
+    st.exposition = Arc::new(Exposition::new(Arc::new(merge(&st.entries, &st.daemon))));
+}
+
 fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
     let mut set = FamilySet::new();
     set.add(&names::BUILD_INFO, vec![label("version", env!("CARGO_PKG_VERSION"))], 1.0);
@@ -146,7 +200,11 @@ fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
         set.add(&names::COLLECTOR_DURATION, e.labels(), e.duration.as_secs_f64());
         set.add(&names::COLLECTOR_SUCCESS, e.labels(), if ok { 1.0 } else { 0.0 });
         set.add(&names::COLLECTOR_ERRORS, e.labels(), e.errors as f64);
-        set.add(&names::COLLECTOR_LAST_SUCCESS, e.labels(), e.last_success_unix);
+        // Absent until a first success: RedlineDataStale computes the age from it, and a
+        // collector that never succeeded is RedlineCollectorFailing's case, not a stale one.
+        if e.last_success_unix > 0.0 {
+            set.add(&names::COLLECTOR_LAST_SUCCESS, e.labels(), e.last_success_unix);
+        }
         if e.has_endpoint {
             set.add(&names::TARGET_UP, e.labels(), if ok { 1.0 } else { 0.0 });
         }
@@ -161,27 +219,85 @@ fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::expose::{encode, Format};
+
+    fn uptime(target: &str) -> Vec<Family> {
+        vec![Family::new(&names::REDIS_UPTIME).with(vec![label("target", target)], 5.0)]
+    }
 
     #[test]
     fn failure_clears_data_and_sets_up_zero() {
         let s = Store::new();
-        s.register("redis", "a");
+        let t = s.register("redis", "a");
+        s.started();
         assert!(!s.ready());
-        let fam = Family::new(&names::REDIS_UPTIME).with(vec![label("target", "a")], 5.0);
-        s.publish("redis", "a", true, Ok(vec![fam]), Duration::from_millis(3));
+        assert!(s.publish(&t, true, Ok(uptime("a")), Duration::from_millis(3)));
         assert!(s.ready());
-        let text = crate::expose::encode(s.snapshot(), crate::expose::Format::Text);
+        let text = encode(s.snapshot(), Format::Text);
         assert!(text.contains("redline_redis_uptime_seconds{target=\"a\"} 5"), "{text}");
         assert!(text.contains("redline_target_up{collector=\"redis\",target=\"a\"} 1"), "{text}");
-        s.publish("redis", "a", true, Err(CollectError::Connect("refused".into())), Duration::ZERO);
-        let text = crate::expose::encode(s.snapshot(), crate::expose::Format::Text);
+        s.publish(&t, true, Err(CollectError::Connect("refused".into())), Duration::ZERO);
+        let text = encode(s.snapshot(), Format::Text);
         assert!(!text.contains("redline_redis_uptime_seconds{"), "{text}");
         assert!(text.contains("redline_target_up{collector=\"redis\",target=\"a\"} 0"), "{text}");
         assert!(
             text.contains("redline_collector_errors_total{collector=\"redis\",target=\"a\"} 1"),
             "{text}"
         );
-        // The age of the last good data keeps being reported.
-        assert!(text.contains("redline_snapshot_age_seconds{collector=\"redis\",target=\"a\"}"), "{text}");
+        // When the last good data was collected keeps being reported.
+        assert!(text
+            .contains("redline_collector_last_success_timestamp_seconds{collector=\"redis\",target=\"a\"}"));
+    }
+
+    #[test]
+    fn last_success_time_is_absent_until_a_first_success() {
+        let s = Store::new();
+        let t = s.register("redis", "a");
+        s.publish(&t, true, Err(CollectError::Connect("refused".into())), Duration::ZERO);
+        let text = encode(s.snapshot(), Format::Text);
+        assert!(text.contains("redline_collector_success{collector=\"redis\",target=\"a\"} 0"), "{text}");
+        assert!(!text.contains("redline_collector_last_success_timestamp_seconds{"), "{text}");
+    }
+
+    #[test]
+    fn removed_or_replaced_targets_cannot_publish_again() {
+        let s = Store::new();
+        let old = s.register("redis", "a");
+        s.publish(&old, true, Ok(uptime("a")), Duration::ZERO);
+        // Replaced (new settings): the old task's publish is refused, the data stays.
+        let new = s.register("redis", "a");
+        assert!(!s.publish(&old, true, Err(CollectError::Connect("x".into())), Duration::ZERO));
+        assert!(encode(s.snapshot(), Format::Text).contains("redline_redis_uptime_seconds{target=\"a\"} 5"));
+        // Removed: gone at once, and a late publish cannot bring it back.
+        s.remove("redis", "a");
+        assert!(!s.publish(&new, true, Ok(uptime("a")), Duration::ZERO));
+        let text = encode(s.snapshot(), Format::Text);
+        assert!(!text.contains("target=\"a\""), "{text}");
+    }
+
+    #[test]
+    fn readiness_stays_once_reached() {
+        let s = Store::new();
+        s.set_daemon_families(Vec::new());
+        assert!(!s.ready(), "not before the start-up collectors are registered");
+        let a = s.register("redis", "a");
+        s.started();
+        assert!(!s.ready());
+        s.publish(&a, true, Ok(uptime("a")), Duration::ZERO);
+        assert!(s.ready());
+        s.register("redis", "b");
+        assert!(s.ready(), "a target added by a reload must not make the daemon unready");
+    }
+
+    #[test]
+    fn unchanged_snapshot_keeps_its_encoded_body() {
+        let s = Store::new();
+        let a = s.register("redis", "a");
+        s.publish(&a, true, Ok(uptime("a")), Duration::ZERO);
+        let first = s.exposition().body(Format::Text, false);
+        let again = s.exposition().body(Format::Text, false);
+        assert_eq!(first.as_ptr(), again.as_ptr(), "served from the cache, not re-encoded");
+        s.publish(&a, true, Ok(uptime("a")), Duration::ZERO);
+        assert!(s.exposition().cached(Format::Text, false).is_none(), "a new snapshot is encoded anew");
     }
 }

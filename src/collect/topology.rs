@@ -506,7 +506,7 @@ pub fn node_url(url: &RedisUrl, addr: &str) -> Result<RedisUrl, String> {
     let host = if host.contains(':') { format!("[{host}]") } else { host };
     u.set_host(Some(&host)).map_err(|e| format!("node address {addr}: {e}"))?;
     u.set_port(Some(port)).map_err(|_| format!("node address {addr}: bad port"))?;
-    RedisUrl::parse(u.as_str())
+    RedisUrl::parse(u.as_str()).map_err(|e| format!("node address {addr}: {e}"))
 }
 
 /// The one hash slot all of a queue's keys live in, or `None` when they span several.

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 pub mod pg_tls;
@@ -15,7 +16,19 @@ pub use pg_tls::{PgTls, PostgresTls};
 pub use queues::{QueueSource, System};
 pub use topology::{split_host_port, Topology};
 
-use crate::secret::{PgDsn, RedisUrl, Secret};
+use crate::secret::{HttpUrl, PgDsn, RedisUrl, Secret};
+
+/// Largest configuration or thresholds file accepted. Real files are a few KB; the bound keeps a
+/// runaway generator or a wrong file from stalling a reload.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+/// Deepest nesting (block indentation levels, sequence markers and flow brackets together)
+/// accepted. Real files nest about 6 deep; the YAML parser slows down sharply on deep flow
+/// nesting, so deeper files are refused before it runs.
+pub const MAX_DEPTH: usize = 64;
+/// Shortest collection interval accepted: collecting more often only loads the targets.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Shortest collection deadline accepted: no real target answers a collection faster.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// The whole daemon configuration.
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +69,8 @@ pub struct ThresholdsConfig {
     /// Rewrite the Grafana dashboards here when the thresholds change.
     pub dashboards_dir: Option<PathBuf>,
     /// POST here after rewriting rules (Prometheus' `/-/reload`, needs --web.enable-lifecycle).
-    pub prometheus_reload_url: Option<String>,
+    /// `http://user:password@…` credentials are sent as basic auth and never logged.
+    pub prometheus_reload_url: Option<HttpUrl>,
 }
 
 /// Collection cadence defaults.
@@ -162,7 +176,7 @@ pub struct RedisTls {
 }
 
 /// TLS material read from a target's [`RedisTls`] files.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TlsMaterial {
     /// PEM CA bundle.
     pub ca: Option<Vec<u8>>,
@@ -204,7 +218,7 @@ pub struct PostgresTarget {
 }
 
 /// Bounds that keep the output and the work per collection small.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Most per-command series (commandstats, latency histograms) per Redis target.
@@ -336,15 +350,152 @@ fn render_problems(path: &str, problems: &[Problem]) -> String {
 }
 
 /// Turns a serde_yaml_ng error into a located problem. The message keeps serde's own wording
-/// ("unknown field `x`, expected one of …") without its trailing "at line … column …".
+/// ("unknown field `x`, expected one of …") without its trailing "at line … column …", and
+/// without any value from the file (see [`scrub_yaml_message`]).
 pub fn yaml_problem(e: &serde_yaml_ng::Error) -> Problem {
     let text = e.to_string();
     let message = match text.find(" at line ") {
-        Some(i) => text[..i].to_string(),
-        None => text,
+        Some(i) => &text[..i],
+        None => &text,
     };
     let loc = e.location();
-    Problem { line: loc.as_ref().map(|l| l.line()), column: loc.as_ref().map(|l| l.column()), message }
+    Problem {
+        line: loc.as_ref().map(|l| l.line()),
+        column: loc.as_ref().map(|l| l.column()),
+        message: scrub_yaml_message(message),
+    }
+}
+
+/// Removes every value of the file from a serde/YAML message: a value may be a password (a URL
+/// with credentials written where a mapping was expected gives `invalid type: string
+/// "redis://:pw@…"`). Quoted scalars go; a backquoted token stays only when it is a field name
+/// (`unknown field `pasword``) or one of the expected names; any URL credentials left are cut.
+pub fn scrub_yaml_message(message: &str) -> String {
+    let identifier = |t: &str| {
+        let mut c = t.chars();
+        c.next().is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            && t.len() <= 64
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_' || x == '-')
+    };
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // A Debug-quoted scalar: skip to the closing quote, honouring escapes.
+                while let Some(x) = chars.next() {
+                    match x {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+                if out.ends_with("string ") {
+                    out.truncate(out.len() - "string ".len());
+                    out.push_str("a string");
+                } else {
+                    out.push_str("a value");
+                }
+            }
+            '`' => {
+                let token: String = chars.by_ref().take_while(|x| *x != '`').collect();
+                let named = out.ends_with("field ") || out.contains("expected");
+                if named && identifier(&token) {
+                    out.push('`');
+                    out.push_str(&token);
+                    out.push('`');
+                } else {
+                    // `integer `-5``, `unknown variant `x``: the value is dropped, the kind stays.
+                    while out.ends_with(' ') {
+                        out.pop();
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    crate::secret::redact_userinfo(&out)
+}
+
+/// Refuses text too large or too deeply nested to parse quickly (see [`MAX_FILE_BYTES`],
+/// [`MAX_DEPTH`]). The depth is estimated without parsing: indentation levels, leading `- `
+/// markers and open flow brackets outside quotes and comments.
+pub fn check_shape(src: &str) -> Result<(), Problem> {
+    if src.len() > MAX_FILE_BYTES {
+        return Err(Problem {
+            line: None,
+            column: None,
+            message: format!("the file is {} bytes; at most {MAX_FILE_BYTES} are accepted", src.len()),
+        });
+    }
+    let mut indents: Vec<usize> = Vec::new();
+    let mut flow = 0usize;
+    let mut quote: Option<char> = None;
+    for (i, line) in src.lines().enumerate() {
+        let body = line.trim_start_matches(' ');
+        let indent = line.len() - body.len();
+        let mut depth_here = 0;
+        if quote.is_none() && flow == 0 && !body.is_empty() && !body.starts_with('#') {
+            while indents.last().is_some_and(|&top| top >= indent) {
+                indents.pop();
+            }
+            indents.push(indent);
+            let mut rest = body;
+            while let Some(r) = rest.strip_prefix("- ") {
+                depth_here += 1;
+                rest = r.trim_start_matches(' ');
+            }
+        }
+        let mut prev = ' ';
+        let mut chars = body.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (Some('"'), '\\') => {
+                    chars.next();
+                }
+                (Some('"'), '"') => quote = None,
+                (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
+                    chars.next();
+                }
+                (Some('\''), '\'') => quote = None,
+                (Some(_), _) => {}
+                (None, '#') if prev.is_whitespace() => break,
+                (None, '"' | '\'') if matches!(prev, ' ' | '\t' | ':' | '[' | '{' | ',' | '-') => {
+                    quote = Some(c)
+                }
+                (None, '[' | '{') => flow += 1,
+                (None, ']' | '}') => flow = flow.saturating_sub(1),
+                _ => {}
+            }
+            prev = c;
+            if indents.len() + depth_here + flow > MAX_DEPTH {
+                return Err(Problem {
+                    line: Some(i + 1),
+                    column: None,
+                    message: format!("nested more than {MAX_DEPTH} levels deep"),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses YAML text with the shape limits, scrubbed messages, and "the file is empty" for a
+/// file that holds no document (blank, only comments, or `null`): a reload must never turn a
+/// truncated file into "no targets" or "no thresholds".
+pub fn parse_yaml<T: DeserializeOwned>(src: &str, path: &str, empty_hint: &str) -> Result<T, ConfigError> {
+    let invalid = |problems| ConfigError::Invalid { path: path.to_string(), problems };
+    check_shape(src).map_err(|p| invalid(vec![p]))?;
+    let value: Option<T> = serde_yaml_ng::from_str(src).map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+    value.ok_or_else(|| {
+        invalid(vec![Problem {
+            line: None,
+            column: None,
+            message: format!("the file is empty; {empty_hint}"),
+        }])
+    })
 }
 
 /// 1-based line of the first line containing `needle`, for problems found after parsing.
@@ -355,10 +506,18 @@ pub fn line_of(src: &str, needle: &str) -> Option<usize> {
 /// 1-based line where item `index` of the top-level block sequence `key:` starts.
 /// Block style only (what people write); flow style yields `None` and the message stands alone.
 pub fn item_line(src: &str, key: &str, index: usize) -> Option<usize> {
+    item_lines(src, key).get(index).copied()
+}
+
+/// 1-based start lines of every item of the top-level block sequence `key:`, in one pass (a
+/// file with thousands of items must not be rescanned per item).
+pub fn item_lines(src: &str, key: &str) -> Vec<usize> {
+    let mut out = Vec::new();
     let lines: Vec<&str> = src.lines().collect();
-    let start = lines.iter().position(|l| l.trim_end() == format!("{key}:"))?;
+    let Some(start) = lines.iter().position(|l| l.trim_end() == format!("{key}:")) else {
+        return out;
+    };
     let mut item_indent = None;
-    let mut seen = 0;
     for (i, l) in lines.iter().enumerate().skip(start + 1) {
         let trimmed = l.trim_start();
         if trimmed.is_empty() || trimmed.starts_with('#') {
@@ -366,19 +525,13 @@ pub fn item_line(src: &str, key: &str, index: usize) -> Option<usize> {
         }
         let indent = l.len() - trimmed.len();
         if indent == 0 && !trimmed.starts_with('-') {
-            return None; // next top-level key
+            break; // next top-level key
         }
-        if trimmed.starts_with("- ") || trimmed == "-" {
-            let want = *item_indent.get_or_insert(indent);
-            if indent == want {
-                if seen == index {
-                    return Some(i + 1);
-                }
-                seen += 1;
-            }
+        if (trimmed.starts_with("- ") || trimmed == "-") && indent == *item_indent.get_or_insert(indent) {
+            out.push(i + 1);
         }
     }
-    None
+    out
 }
 
 /// Replaces `${VAR}` / `${VAR:-default}`; `$$` is a literal `$`. Unset variables without a
@@ -454,8 +607,9 @@ fn comment_start(line: &str) -> usize {
     line.len()
 }
 
-/// A Redis target after validation, with its secret resolved.
-#[derive(Debug, Clone)]
+/// A Redis target after validation, with its secret resolved. Equality covers everything a
+/// collector uses, secrets and TLS material included, so a reload sees a changed password.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedRedis {
     /// `target` label value.
     pub name: String,
@@ -477,8 +631,9 @@ pub struct ResolvedRedis {
     pub topology: Topology,
 }
 
-/// A PostgreSQL target after validation, with its secret resolved.
-#[derive(Debug, Clone)]
+/// A PostgreSQL target after validation, with its secret resolved (equality as for
+/// [`ResolvedRedis`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResolvedPostgres {
     /// `target` label value.
     pub name: String,
@@ -505,12 +660,12 @@ impl Config {
     /// `${VAR}` and `${VAR:-default}` are replaced from the environment first (sidecars).
     pub fn parse(src: &str, path: &str) -> Result<Config, ConfigError> {
         let invalid = |problems| ConfigError::Invalid { path: path.to_string(), problems };
+        check_shape(src).map_err(|p| invalid(vec![p]))?;
         let expanded = expand_env(src, &|k| std::env::var(k).ok()).map_err(invalid)?;
         let src = expanded.as_str();
-        // An empty file is a valid, all-defaults configuration.
-        let cfg: Config =
-            if src.trim().is_empty() { serde_yaml_ng::from_str("{}") } else { serde_yaml_ng::from_str(src) }
-                .map_err(|e| invalid(vec![yaml_problem(&e)]))?;
+        // An empty file is refused, at start and on reload: a truncated file must not silently
+        // become "no targets". `{}` is the explicit all-defaults configuration.
+        let cfg: Config = parse_yaml(src, path, "write `{}` to run with every default")?;
         let problems = cfg.problems(src);
         if problems.is_empty() {
             Ok(cfg)
@@ -535,11 +690,17 @@ impl Config {
         let mut push = |line: Option<usize>, message: String| {
             out.push(Problem { line, column: None, message });
         };
-        if self.collection.interval.is_zero() {
-            push(line_of(src, "interval:"), "collection.interval must be greater than zero".into());
+        if self.collection.interval < MIN_INTERVAL {
+            push(line_of(src, "interval:"), format!("collection.interval must be at least {MIN_INTERVAL:?}"));
+        }
+        if self.collection.timeout < MIN_TIMEOUT {
+            push(line_of(src, "timeout:"), format!("collection.timeout must be at least {MIN_TIMEOUT:?}"));
         }
         if self.collection.timeout > self.collection.interval {
             push(line_of(src, "timeout:"), "collection.timeout must not exceed collection.interval".into());
+        }
+        if self.host.interval.is_some_and(|i| i < MIN_INTERVAL) {
+            push(line_of(src, "interval:"), format!("host.interval must be at least {MIN_INTERVAL:?}"));
         }
         let mut names = std::collections::HashSet::new();
         for (i, t) in self.redis.iter().enumerate() {
@@ -559,8 +720,11 @@ impl Config {
                 );
             }
             let interval = t.interval.unwrap_or(self.collection.interval);
-            if interval.is_zero() {
-                push(at, format!("redis[{i}]: interval must be greater than zero"));
+            if interval < MIN_INTERVAL || t.timeout.is_some_and(|x| x < MIN_TIMEOUT) {
+                push(
+                    at,
+                    format!("redis[{i}]: interval must be at least {MIN_INTERVAL:?} and timeout at least {MIN_TIMEOUT:?}"),
+                );
             }
             // Only when the target sets its own cadence; otherwise the global check covers it.
             let own_cadence = t.interval.is_some() || t.timeout.is_some();
@@ -618,8 +782,12 @@ impl Config {
                 push(at, format!("postgres[{i}]: {e}"));
             }
             let interval = t.interval.unwrap_or(self.collection.interval);
-            if interval.is_zero() || t.timeout.unwrap_or(self.collection.timeout) > interval {
-                push(at, format!("postgres[{i}]: interval must be > 0 and timeout must not exceed it"));
+            let timeout = t.timeout.unwrap_or(self.collection.timeout);
+            if interval < MIN_INTERVAL || timeout < MIN_TIMEOUT || timeout > interval {
+                push(
+                    at,
+                    format!("postgres[{i}]: interval must be at least {MIN_INTERVAL:?}, timeout at least {MIN_TIMEOUT:?} and not over the interval"),
+                );
             }
             if let Err(e) = pg_tls::resolve(t.dsn.ssl(), t.tls.as_ref()) {
                 push(at, format!("postgres[{i}]: {e}"));
@@ -628,19 +796,12 @@ impl Config {
                 push(at, format!("postgres[{i}]: statements_top and tables_top must be at most 1000"));
             }
         }
-        if let Some(u) = &self.thresholds.prometheus_reload_url {
-            match url::Url::parse(u) {
-                Ok(p) if p.scheme() == "http" && p.host_str().is_some() => {}
-                _ => push(
-                    line_of(src, "prometheus_reload_url:"),
-                    "thresholds.prometheus_reload_url must be an http:// URL".into(),
-                ),
-            }
-        }
-        if self.limits.discovery_budget.is_zero() || self.limits.discovery_interval.is_zero() {
+        if self.limits.discovery_budget < Duration::from_millis(10)
+            || self.limits.discovery_interval < MIN_INTERVAL
+        {
             push(
                 line_of(src, "discovery_"),
-                "limits.discovery_interval and discovery_budget must be > 0".into(),
+                format!("limits.discovery_interval must be at least {MIN_INTERVAL:?} and discovery_budget at least 10ms"),
             );
         }
         if self.limits.slowlog_entries == 0 || self.limits.slowlog_entries > 1024 {
@@ -657,24 +818,42 @@ impl Config {
         t.name.clone().or_else(|| topology::default_name(t)).unwrap_or_else(|| t.url.host_port())
     }
 
-    /// Redis targets with names, cadence and passwords resolved.
-    pub fn redis_targets(&self) -> Result<Vec<ResolvedRedis>, String> {
+    /// Redis targets with names, cadence and passwords resolved (reads password and TLS files).
+    pub fn redis_targets(&self) -> Result<Vec<ResolvedRedis>, ResolveError> {
         self.redis
             .iter()
             .map(|t| {
+                let name = self.redis_name(t);
+                let wrap = |source| ResolveError { kind: "redis", target: name.clone(), source };
                 Ok(ResolvedRedis {
-                    name: self.redis_name(t),
+                    name: name.clone(),
                     url: t.url.clone(),
                     username: t.username.clone().or_else(|| t.url.username()),
-                    password: resolve_password(t)?,
+                    password: resolve_password(t).map_err(wrap)?,
                     interval: t.interval.unwrap_or(self.collection.interval),
                     timeout: t.timeout.unwrap_or(self.collection.timeout),
                     queues: t.queues.clone(),
-                    tls: t.tls.as_ref().map(read_tls).transpose()?,
-                    topology: topology::resolve(t)?,
+                    tls: t.tls.as_ref().map(read_tls).transpose().map_err(wrap)?,
+                    topology: topology::resolve(t).map_err(|e| wrap(SecretError::Topology(e)))?,
                 })
             })
             .collect()
+    }
+
+    /// Files the resolved targets read (password and TLS files): a reload watches them too, so
+    /// a rotated password or certificate is applied.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for t in &self.redis {
+            out.extend(t.password_file.iter().cloned());
+            if let Some(tls) = &t.tls {
+                out.extend([&tls.ca_file, &tls.cert_file, &tls.key_file].into_iter().flatten().cloned());
+            }
+        }
+        for t in &self.postgres {
+            out.extend(t.password_file.iter().cloned());
+        }
+        out
     }
 
     /// Resolves relative thresholds paths against `base` (the config file's directory).
@@ -687,21 +866,27 @@ impl Config {
         }
     }
 
-    /// PostgreSQL targets with names, cadence and passwords resolved.
-    pub fn postgres_targets(&self) -> Result<Vec<ResolvedPostgres>, String> {
+    /// PostgreSQL targets with names, cadence and passwords resolved (reads password files).
+    pub fn postgres_targets(&self) -> Result<Vec<ResolvedPostgres>, ResolveError> {
         self.postgres
             .iter()
             .map(|t| {
+                let name = t.name.clone().unwrap_or_else(|| t.dsn.shown());
                 Ok(ResolvedPostgres {
-                    name: t.name.clone().unwrap_or_else(|| t.dsn.shown()),
+                    name: name.clone(),
                     dsn: t.dsn.clone(),
-                    password: resolve_secret(t.dsn.password(), &t.password_env, &t.password_file)?,
+                    password: resolve_secret(t.dsn.password(), &t.password_env, &t.password_file)
+                        .map_err(|source| ResolveError { kind: "postgres", target: name.clone(), source })?,
                     interval: t.interval.unwrap_or(self.collection.interval),
                     timeout: t.timeout.unwrap_or(self.collection.timeout),
                     statements_top: t.statements_top,
                     slow_statement: t.slow_statement,
                     tables_top: t.tables_top,
-                    tls: pg_tls::resolve(t.dsn.ssl(), t.tls.as_ref())?,
+                    tls: pg_tls::resolve(t.dsn.ssl(), t.tls.as_ref()).map_err(|e| ResolveError {
+                        kind: "postgres",
+                        target: name,
+                        source: SecretError::Tls(e),
+                    })?,
                 })
             })
             .collect()
@@ -713,18 +898,78 @@ impl Config {
     }
 }
 
+/// Why a target's secret or TLS material could not be read. Messages name the field and the
+/// file, never the contents.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// PostgreSQL TLS settings or files that cannot be used (names the setting and file).
+    #[error("{0}")]
+    Tls(String),
+    /// A cluster or Sentinel setting that cannot be resolved (names the field, never a value).
+    #[error("{0}")]
+    Topology(String),
+    /// `password_env` names an unset variable.
+    #[error("password_env: environment variable {0} is not set")]
+    EnvUnset(String),
+    /// `password_file` cannot be read.
+    #[error("password_file: cannot read {path}: {cause}")]
+    PasswordFile {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+    /// A TLS file cannot be read.
+    #[error("tls.{field}: cannot read {path}: {cause}")]
+    TlsRead {
+        /// `ca_file`, `cert_file` or `key_file`.
+        field: &'static str,
+        /// The file.
+        path: String,
+        /// The I/O error.
+        cause: std::io::Error,
+    },
+    /// A TLS file holds no PEM block.
+    #[error("tls.{field}: {path} is not a PEM file")]
+    NotPem {
+        /// `ca_file`, `cert_file` or `key_file`.
+        field: &'static str,
+        /// The file.
+        path: String,
+    },
+    /// Only one of `cert_file` / `key_file` given.
+    #[error("tls: cert_file and key_file go together")]
+    CertWithoutKey,
+}
+
+/// A target whose secrets could not be resolved.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} target {target}: {source}")]
+pub struct ResolveError {
+    /// `redis` or `postgres`.
+    pub kind: &'static str,
+    /// The target's name.
+    pub target: String,
+    /// What failed.
+    pub source: SecretError,
+}
+
 /// Finds a Redis target's password from whichever source it names; never echoes it.
-fn resolve_password(t: &RedisTarget) -> Result<Option<Secret>, String> {
+fn resolve_password(t: &RedisTarget) -> Result<Option<Secret>, SecretError> {
     resolve_secret(t.url.password(), &t.password_env, &t.password_file)
 }
 
 /// Reads a target's TLS files; errors name the field and the file, never the contents.
-fn read_tls(t: &RedisTls) -> Result<TlsMaterial, String> {
-    let pem = |field: &str, path: &PathBuf| -> Result<Vec<u8>, String> {
-        let bytes =
-            std::fs::read(path).map_err(|e| format!("tls.{field}: cannot read {}: {e}", path.display()))?;
+fn read_tls(t: &RedisTls) -> Result<TlsMaterial, SecretError> {
+    let pem = |field: &'static str, path: &PathBuf| -> Result<Vec<u8>, SecretError> {
+        let shown = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|cause| SecretError::TlsRead {
+            field,
+            path: shown.clone(),
+            cause,
+        })?;
         if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
-            return Err(format!("tls.{field}: {} is not a PEM file", path.display()));
+            return Err(SecretError::NotPem { field, path: shown });
         }
         Ok(bytes)
     };
@@ -732,11 +977,11 @@ fn read_tls(t: &RedisTls) -> Result<TlsMaterial, String> {
     let client = match (&t.cert_file, &t.key_file) {
         (Some(cert), Some(key)) => {
             let key = String::from_utf8(pem("key_file", key)?)
-                .map_err(|_| format!("tls.key_file: {} is not a PEM file", key.display()))?;
+                .map_err(|_| SecretError::NotPem { field: "key_file", path: key.display().to_string() })?;
             Some((pem("cert_file", cert)?, Secret::new(key)))
         }
         (None, None) => None,
-        _ => return Err("tls: cert_file and key_file go together".into()),
+        _ => return Err(SecretError::CertWithoutKey),
     };
     Ok(TlsMaterial { ca, client })
 }
@@ -746,17 +991,17 @@ pub(crate) fn resolve_secret(
     inline: Option<Secret>,
     env: &Option<String>,
     file: &Option<PathBuf>,
-) -> Result<Option<Secret>, String> {
+) -> Result<Option<Secret>, SecretError> {
     if let Some(var) = env {
         return match std::env::var(var) {
             Ok(v) => Ok(Some(Secret::new(v))),
-            Err(_) => Err(format!("password_env: environment variable {var} is not set")),
+            Err(_) => Err(SecretError::EnvUnset(var.clone())),
         };
     }
     if let Some(file) = file {
         return match std::fs::read_to_string(file) {
             Ok(v) => Ok(Some(Secret::new(v.lines().next().unwrap_or("").to_string()))),
-            Err(e) => Err(format!("password_file: cannot read {}: {e}", file.display())),
+            Err(cause) => Err(SecretError::PasswordFile { path: file.display().to_string(), cause }),
         };
     }
     Ok(inline)
@@ -786,11 +1031,68 @@ mod tests {
     }
 
     #[test]
-    fn empty_file_gives_defaults() {
-        let c = Config::parse("", "t.yaml").expect("empty config is valid");
+    fn empty_file_is_refused_and_braces_give_defaults() {
+        for empty in ["", "\n\n", "# only a comment\n", "~\n", "null\n", "---\n"] {
+            let p = problems(empty);
+            assert!(p[0].message.contains("the file is empty"), "{empty:?}: {p:?}");
+        }
+        let c = Config::parse("{}\n", "t.yaml").expect("{} is all defaults");
         assert_eq!(c.listen.port(), 9860);
         assert!(c.host.enabled);
         assert!(c.redis.is_empty());
+    }
+
+    #[test]
+    fn type_errors_never_quote_the_value() {
+        for src in [
+            "redis:\n  - redis://:LeakPw@127.0.0.1:6402\n",
+            "redis: redis://:LeakPw@127.0.0.1:6402\n",
+            "postgres:\n  - postgres://u:LeakPw@h/db\n",
+            "redis:\n  - url: redis://h:1\n    queues:\n      - system: LeakPw\n",
+            "redis:\n  - url: redis://h:1\n    interval: LeakPw\n",
+            "host:\n  enabled: LeakPw\n",
+            "limits:\n  max_queues: -12345\n",
+            "LeakPw\n",
+            "\"redis://:LeakPw@h\": 1\n",
+            "thresholds:\n  prometheus_reload_url: https://u:LeakPw@h/\n",
+        ] {
+            let err = Config::parse(src, "t.yaml").expect_err(src).to_string();
+            assert!(!err.contains("LeakPw") && !err.contains("12345"), "{src}: {err}");
+            assert!(err.starts_with("t.yaml:"), "{err}");
+        }
+        let err = Config::parse("redis:\n  - redis://:LeakPw@h:1\n", "t.yaml").expect_err("type");
+        assert!(err.to_string().contains("invalid type: a string, expected struct RedisTarget"), "{err}");
+        let err = Config::parse("bogus_key: 1\n", "t.yaml").expect_err("unknown");
+        assert!(err.to_string().contains("unknown field `bogus_key`, expected one of `listen`"), "{err}");
+    }
+
+    #[test]
+    fn deep_or_huge_files_are_refused_before_parsing() {
+        let deep = format!("redis: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let p = problems(&deep);
+        assert!(p[0].message.contains("nested more than"), "{p:?}");
+        let block: String = (0..80).map(|i| format!("{}a{i}:\n", "  ".repeat(i))).collect();
+        assert!(problems(&block)[0].message.contains("nested more than"));
+        let huge = format!("# {}\nhost: {{}}\n", "x".repeat(MAX_FILE_BYTES));
+        assert!(problems(&huge)[0].message.contains("at most"));
+        // Brackets inside quotes and comments do not count.
+        let quoted = format!("host: {{}} # {}\nlisten: \"127.0.0.1:1\"\n", "[".repeat(100));
+        Config::parse(&quoted, "t.yaml").expect("comment brackets are not nesting");
+    }
+
+    #[test]
+    fn intervals_below_the_minimum_are_refused() {
+        for src in [
+            "collection:\n  interval: 1ns\n  timeout: 1ns\n",
+            "collection:\n  interval: 500ms\n  timeout: 100ms\n",
+            "redis:\n  - url: redis://h:1\n    interval: 1ms\n    timeout: 1ms\n",
+            "postgres:\n  - dsn: postgres://u@h/db\n    interval: 1us\n",
+            "host:\n  interval: 10ms\n",
+            "limits:\n  discovery_interval: 1ns\n",
+        ] {
+            let p = problems(src);
+            assert!(p.iter().any(|p| p.message.contains("at least")), "{src}: {p:?}");
+        }
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl System {
 }
 
 /// Where to find queues of one system on a Redis target.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QueueSource {
     /// Queue system.
