@@ -119,8 +119,10 @@ fn rq_at_front_scheduled_and_deferred_match_rq() {
     let parent = py("rq", "add", &opts(r#""count":1,"scheduled_in":3600"#));
     let parent = parent[0].as_str().expect("job id").to_string();
     py("rq", "add", &opts(&format!(r#""count":1,"depends_on":"{parent}""#)));
-    wait_for("at_front jobs seen", Duration::from_secs(15), || {
-        metric(&d, "rq", "front", "redline_queue_jobs", ",state=\"waiting\"") == Some(5.0)
+    // Wait for a collection that saw every job just added (the deferred one came last).
+    wait_for("at_front, scheduled and deferred jobs seen", Duration::from_secs(15), || {
+        let state = |s: &str| metric(&d, "rq", "front", "redline_queue_jobs", &format!(",state=\"{s}\""));
+        state("waiting") == Some(5.0) && state("delayed") == Some(1.0) && state("deferred") == Some(1.0)
     });
     let truth = assert_rq_states(&d, port, "front");
     assert_eq!(num(&truth, "deferred"), 1.0);
