@@ -165,7 +165,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 kubernetes_dir: &kubernetes_dir,
                 namespace: &namespace,
             };
-            let changed = redline::artifacts::write(redline::artifacts::render_everything(&t, &text, &out))?;
+            let files = redline::artifacts::render_everything(&t, &text, &out);
+            // Every alert needs a runbook section for its link to land on.
+            if let Some((_, doc)) = files.iter().find(|(p, _)| p == &runbooks) {
+                let missing = redline::generate::runbooks::check(&t, doc);
+                anyhow::ensure!(missing.is_empty(), "runbooks incomplete:\n{}", missing.join("\n"));
+            }
+            let changed = redline::artifacts::write(files)?;
             for p in &changed {
                 println!("wrote {}", p.display());
             }

@@ -103,6 +103,8 @@ fn pages_on_evictions_and_queue_lag_and_resolves() {
         fast.contains("    warning: 3\n    critical: 6\n    for: 0s\n")
             && fast.contains("redis_evicting:\n    critical: 0\n    for: 0s")
     );
+    // The runbook link comes from the base URL the thresholds name.
+    let fast = format!("runbook_base_url: https://wiki.example.com/redline/runbooks\n{fast}");
     std::fs::write(d.join("thresholds.yaml"), fast).expect("write");
 
     let redis = RedisServer::start(&[]);
@@ -214,7 +216,7 @@ fn pages_on_evictions_and_queue_lag_and_resolves() {
     assert_eq!(evict_page.body["alerts"][0]["labels"]["severity"], "critical");
     assert!(evict_page.body["alerts"][0]["annotations"]["runbook_url"]
         .as_str()
-        .is_some_and(|u| u.contains("#redis_evicting")));
+        .is_some_and(|u| u == "https://wiki.example.com/redline/runbooks#redis_evicting"));
     // Room again for the queue, so BullMQ's keys are not evicted under it.
     redis.cli(&["CONFIG", "SET", "maxmemory", "0"]);
     redis.cli(&["FLUSHALL"]);

@@ -260,11 +260,13 @@ fn case(
                 .description
                 .replace("{value}", def.unit.template())
                 .replace("{threshold}", &super::human(def.unit, threshold));
-            let exp_annotations = BTreeMap::from([
+            let exp_annotations: BTreeMap<String, String> = [
                 ("summary".to_string(), render(&a.summary, &labels, value)),
                 ("description".to_string(), render(&description, &labels, value)),
-                ("runbook_url".to_string(), a.runbook_url.clone()),
-            ]);
+            ]
+            .into_iter()
+            .chain(a.runbook_url.clone().map(|u| ("runbook_url".to_string(), u)))
+            .collect();
             labels.insert("severity".into(), s.to_string());
             if !m.is_empty() {
                 labels.insert("override".into(), crate::thresholds::override_name(m));
