@@ -13,6 +13,7 @@ pub mod generate;
 pub mod http_client;
 pub mod metrics;
 pub mod names;
+pub mod promql;
 pub mod reload;
 pub mod secret;
 pub mod serve;
