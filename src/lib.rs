@@ -18,4 +18,5 @@ pub mod reload;
 pub mod secret;
 pub mod serve;
 pub mod snapshot;
+pub mod status;
 pub mod thresholds;
