@@ -8,6 +8,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -182,7 +183,12 @@ fn deb_installs_verifies_runs_and_purges_without_a_trace() {
     let ours: Vec<&str> = text.lines().filter(|l| l.contains("redline")).collect();
     assert!(ours.is_empty(), "systemd-analyze verify {UNIT}:\n{text}");
 
-    // The unit's ExecStartPre and ExecStart with the installed files, against a spawned Redis.
+    // The service's own user exists, and its state directory is readable by Prometheus.
+    assert!(run_ok(Command::new("getent").args(["passwd", "redline"])).contains("/var/lib/redline"));
+    assert_eq!(std::fs::metadata("/var/lib/redline").expect("state dir").mode() & 0o777, 0o755);
+
+    // The unit's ExecStartPre and ExecStart with the installed files, as its user, against a
+    // spawned Redis.
     let redis = RedisServer::start(&[]);
     let port = free_port();
     let env = [("REDLINE_REDIS_URL", redis.url()), ("REDLINE_LISTEN", format!("127.0.0.1:{port}"))];
@@ -199,7 +205,8 @@ fn deb_installs_verifies_runs_and_purges_without_a_trace() {
     );
     let log = tempfile::NamedTempFile::new().expect("log");
     let mut daemon = Killed(
-        Command::new("/usr/bin/redline")
+        Command::new("setpriv")
+            .args(["--reuid=redline", "--regid=redline", "--init-groups", "/usr/bin/redline"])
             .args(["run", "--config", "/etc/redline/redline.yaml"])
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stderr(log.reopen().expect("log"))
@@ -221,8 +228,10 @@ fn deb_installs_verifies_runs_and_purges_without_a_trace() {
         "{}",
         log_text()
     );
-    // The config's rules_dir (the service's StateDirectory) got the generated rules.
-    assert!(Path::new("/var/lib/redline/rules/redline.rules.yml").exists(), "{}", log_text());
+    // The config's rules_dir (the service's StateDirectory) got the generated rules, readable
+    // by Prometheus' user.
+    let rules = std::fs::metadata("/var/lib/redline/rules/redline.rules.yml");
+    assert!(rules.is_ok_and(|m| m.mode() & 0o004 != 0), "{}", log_text());
     let _ = Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status();
     let status = daemon.0.wait().expect("wait");
     assert!(status.success(), "{status}: {}", log_text());
@@ -239,15 +248,13 @@ fn deb_installs_verifies_runs_and_purges_without_a_trace() {
     assert!(!installed());
     let left: Vec<&String> = files.iter().filter(|f| Path::new(f).exists()).collect();
     assert!(left.is_empty(), "left after purge: {left:?}");
-    for dir in [
-        "/etc/redline",
-        "/var/lib/redline",
-        "/var/lib/private/redline",
-        "/usr/share/redline",
-        "/usr/share/doc/redline",
-    ] {
+    for dir in ["/etc/redline", "/var/lib/redline", "/usr/share/redline", "/usr/share/doc/redline"] {
         assert!(!Path::new(dir).exists(), "{dir} left after purge");
     }
     assert_eq!(systemd_helper_leftovers(), Vec::<String>::new());
+    for db in ["passwd", "group"] {
+        let ok = Command::new("getent").args([db, "redline"]).output().expect("getent").status.success();
+        assert!(!ok, "the redline {db} entry is left after purge");
+    }
     drop(guard);
 }
