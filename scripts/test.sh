@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq openssl
+apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq openssl dpkg-dev
 command -v npm >/dev/null || apt_install nodejs npm
 python3 -c "import rq, celery, packaging" 2>/dev/null || python3 -m pip install -q -r tests/producers/requirements.txt
 # The real queue libraries the tests produce and work jobs with, pinned by package-lock.json
@@ -18,4 +18,9 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# tests/container.rs builds and runs the image on a Debian base made with debootstrap (no registry
+# here; cached under /var/cache/redline-test), and it and tests/deb_package.rs ship the release
+# binary: build it once here rather than inside a test.
+bash scripts/container-base.sh
+cargo build --release --locked
 cargo nextest run --locked --no-fail-fast
