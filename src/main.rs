@@ -88,8 +88,8 @@ enum Command {
     /// Every threshold with its current value, level and headroom, worst first; exit 0 healthy,
     /// 1 a warning crossed, 2 a critical crossed, 3 when nothing could be judged.
     Status {
-        /// A running redline: http://127.0.0.1:9860 (or its /metrics URL)...
-        #[arg(long, conflicts_with = "config")]
+        /// A running redline: http://127.0.0.1:9860 (or its /metrics URL); wins over --config...
+        #[arg(long)]
         url: Option<String>,
         /// ...or collect from this config's targets (redline.yaml when neither is given).
         #[arg(short, long, env = "REDLINE_CONFIG")]
@@ -173,7 +173,16 @@ enum DashboardsAction {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `status` reserves 1 and 2 for crossed levels: its usage errors are "unknown" (3).
+            let code = e.exit_code();
+            let status = std::env::args().nth(1).as_deref() == Some("status");
+            return ExitCode::from(if code != 0 && status { 3 } else { u8::try_from(code).unwrap_or(2) });
+        }
+    };
     // `status` prints a report: the collectors it may start should not chat on stderr.
     let default_log = if matches!(cli.command, Command::Status { .. }) { "warn" } else { "info" };
     tracing_subscriber::fmt()

@@ -208,11 +208,18 @@ fn exit_codes_follow_a_real_breach_and_the_report_parses() {
     ]);
     assert_eq!(code, 0);
 
-    // Nothing to judge is not "healthy": exit 3.
-    let (code, _, err) =
-        redline(&["status", "--url", &format!("http://127.0.0.1:{}", free_port()), "--window", "0s"]);
-    assert_eq!(code, 3, "{err}");
+    // Nothing to judge is neither healthy nor a crossed level: exit 3, also for a usage error
+    // (clap's own 2 would read as critical), and --url wins over a REDLINE_CONFIG in the env.
+    let out = Command::new(env!("CARGO_BIN_EXE_redline"))
+        .args(["status", "--url", &format!("http://127.0.0.1:{}", free_port()), "--window", "0s"])
+        .env("REDLINE_CONFIG", cfg)
+        .output()
+        .expect("run");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(err.contains("cannot read"), "{err}");
+    let (code, _, err) = redline(&["status", "--format", "yaml"]);
+    assert_eq!(code, 3, "{err}");
 }
 
 struct Proc(Child);
