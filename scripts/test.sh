@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 
-apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq ruby-redis-namespace openssl
+apt_install redis-server redis-tools prometheus prometheus-alertmanager ruby-sidekiq ruby-redis-namespace openssl dpkg-dev
 # tests/host_collector.rs: unshare/nsenter give its hung FUSE mount a private mount namespace
 # (the FUSE server itself is tests/helpers/hang_statfs.py, standard library only, on /dev/fuse).
 apt_install util-linux
@@ -21,4 +21,9 @@ command -v cargo-nextest >/dev/null || cargo install --locked cargo-nextest
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# tests/container.rs builds and runs the image on a Debian base made with debootstrap (no registry
+# here; cached under /var/cache/redline-test), and it and tests/deb_package.rs ship the release
+# binary: build it once here rather than inside a test.
+bash scripts/container-base.sh
+cargo build --release --locked
 cargo nextest run --locked --no-fail-fast

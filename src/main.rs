@@ -92,6 +92,28 @@ enum Command {
         #[arg(long)]
         all: bool,
     },
+    /// Every threshold with its current value, level and headroom, worst first; exit 0 healthy,
+    /// 1 a warning crossed, 2 a critical crossed, 3 when nothing could be judged.
+    Status {
+        /// A running redline: http://127.0.0.1:9860 (or its /metrics URL); wins over --config...
+        #[arg(long)]
+        url: Option<String>,
+        /// ...or collect from this config's targets (redline.yaml when neither is given).
+        #[arg(short, long, env = "REDLINE_CONFIG")]
+        config: Option<PathBuf>,
+        /// Thresholds [default: the levels the daemon has in force; with --config, its file].
+        #[arg(short, long)]
+        thresholds: Option<PathBuf>,
+        /// Time between the two captures rates are computed from (at least the collection interval).
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        window: std::time::Duration,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+        format: StatusFormat,
+        /// Lowest crossed level that makes the exit code non-zero.
+        #[arg(long, value_enum, default_value_t = FailOn::Warning)]
+        fail_on: FailOn,
+    },
     /// Prometheus rules.
     Rules {
         #[command(subcommand)]
@@ -102,6 +124,24 @@ enum Command {
         #[command(subcommand)]
         action: DashboardsAction,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum StatusFormat {
+    /// A table; coloured on a terminal (unless NO_COLOR is set), plain when piped.
+    Text,
+    /// Every row with its numbers, for scripts.
+    Json,
+    /// A markdown table, for a CI job summary or a ticket.
+    Markdown,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum FailOn {
+    /// Exit 1 on a crossed warning, 2 on a crossed critical.
+    Warning,
+    /// Exit 2 on a crossed critical; warnings exit 0.
+    Critical,
 }
 
 #[derive(Subcommand)]
@@ -140,15 +180,29 @@ enum DashboardsAction {
 }
 
 fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // `status` reserves 1 and 2 for crossed levels: its usage errors are "unknown" (3).
+            let code = e.exit_code();
+            let status = std::env::args().nth(1).as_deref() == Some("status");
+            return ExitCode::from(if code != 0 && status { 3 } else { u8::try_from(code).unwrap_or(2) });
+        }
+    };
+    // `status` prints a report: the collectors it may start should not chat on stderr.
+    let default_log = if matches!(cli.command, Command::Status { .. }) { "warn" } else { "info" };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("REDLINE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_log)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let cli = Cli::parse();
+    if let Command::Status { url, config, thresholds, window, format, fail_on } = cli.command {
+        return status(url.as_deref(), config.as_deref(), thresholds.as_deref(), window, format, fail_on);
+    }
     match dispatch(cli.command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
@@ -193,8 +247,13 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
                 kubernetes_dir: &kubernetes_dir,
                 namespace: &namespace,
             };
-            let changed =
-                redline::artifacts::write(redline::artifacts::render_everything(&t, &text, &outputs))?;
+            let files = redline::artifacts::render_everything(&t, &text, &outputs);
+            // Every alert needs a runbook section for its link to land on.
+            if let Some((_, doc)) = files.iter().find(|(p, _)| p == &runbooks) {
+                let missing = redline::generate::runbooks::check(&t, doc);
+                anyhow::ensure!(missing.is_empty(), "runbooks incomplete:\n{}", missing.join("\n"));
+            }
+            let changed = redline::artifacts::write(files)?;
             for p in &changed {
                 out(&format!("wrote {}\n", p.display()))?;
             }
@@ -220,6 +279,7 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             let t = Thresholds::load(&thresholds)?;
             out(&redline::snapshot::diff(&b, &a, &t, all))
         }
+        Command::Status { .. } => anyhow::bail!("status is handled before dispatch"),
         Command::Rules {
             action: RulesAction::Generate { thresholds, out, prometheus_rule, name, namespace },
         } => {
@@ -239,6 +299,49 @@ fn dispatch(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `redline status`: its exit code is the verdict, so errors get their own (3, "unknown").
+fn status(
+    url: Option<&str>,
+    config: Option<&std::path::Path>,
+    thresholds: Option<&std::path::Path>,
+    window: std::time::Duration,
+    format: StatusFormat,
+    fail_on: FailOn,
+) -> ExitCode {
+    use redline::status::{self as st, Input};
+    let input = match url {
+        Some(u) => Input::Url(u),
+        None => Input::Config(config.unwrap_or(std::path::Path::new("redline.yaml"))),
+    };
+    let report = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(st::status(input, window, thresholds)).map_err(|e| e.to_string()));
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("redline status: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let color =
+        std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
+    print!(
+        "{}",
+        match format {
+            StatusFormat::Text => st::text(&report, color),
+            StatusFormat::Json => st::json(&report),
+            StatusFormat::Markdown => st::markdown(&report),
+        }
+    );
+    ExitCode::from(report.exit_code(match fail_on {
+        FailOn::Warning => st::FailOn::Warning,
+        FailOn::Critical => st::FailOn::Critical,
+    }))
 }
 
 /// Checks both files and reports the problems of each before failing.

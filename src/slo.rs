@@ -128,8 +128,8 @@ pub struct Slo {
     pub window: Duration,
     /// Alert summary.
     pub summary: String,
-    /// Runbook link.
-    pub runbook_url: String,
+    /// Runbook link (none when the file sets no `runbook_base_url` and the SLO no link).
+    pub runbook_url: Option<String>,
 }
 
 impl Slo {
@@ -188,11 +188,12 @@ fn plain(v: &str) -> bool {
 }
 
 /// Validates the file's `slos`, calling `problem(line, message)` for each fault; returns those
-/// that are valid. `runbook_tpl` is the file's runbook template (`{key}`, `{alert}`).
+/// that are valid. `runbook_base` is the file's `runbook_base_url` (the SLO alert's section is
+/// appended as its anchor).
 pub fn resolve(
     files: &[SloFile],
     src: &str,
-    runbook_tpl: &str,
+    runbook_base: Option<&str>,
     problem: &mut dyn FnMut(Option<usize>, String),
 ) -> Vec<Slo> {
     let mut out = Vec::new();
@@ -299,7 +300,7 @@ pub fn resolve(
                 runbook_url: f
                     .runbook_url
                     .clone()
-                    .unwrap_or_else(|| runbook_tpl.replace("{key}", RUNBOOK_KEY).replace("{alert}", ALERT)),
+                    .or_else(|| runbook_base.map(|b| format!("{b}#{RUNBOOK_KEY}"))),
             });
         }
     }
@@ -476,7 +477,7 @@ mod tests {
             .remove("slos")
             .unwrap_or_default();
         let mut problems = Vec::new();
-        let slos = resolve(&file, src, "https://x/{key}", &mut |l, m| problems.push((l, m)));
+        let slos = resolve(&file, src, Some("https://x/runbooks.md"), &mut |l, m| problems.push((l, m)));
         (slos, problems)
     }
 
@@ -487,7 +488,7 @@ mod tests {
         assert_eq!(s[0].sli, Sli::Wait(30.0));
         assert_eq!(s[0].window, DEFAULT_WINDOW);
         assert_eq!(s[0].budget(), 0.01);
-        assert_eq!(s[0].runbook_url, "https://x/queue_slo_budget_burn");
+        assert_eq!(s[0].runbook_url.as_deref(), Some("https://x/runbooks.md#queue_slo_budget_burn"));
         assert_eq!(s[0].matcher.promql(), "queue=\"payments\"");
     }
 

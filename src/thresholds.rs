@@ -51,8 +51,9 @@ pub struct OverrideFile {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ThresholdsFile {
-    /// Runbook link template; `{key}` and `{alert}` are replaced.
-    pub runbook_url: Option<String>,
+    /// URL of the runbook document (docs/runbooks.md as you host it); each rule links to it
+    /// with `#<key>`. Unset: rules carry no `runbook_url` rather than a link nobody can open.
+    pub runbook_base_url: Option<String>,
     /// Levels per catalogue key; keys left out take the catalogue defaults.
     #[serde(default)]
     pub alerts: BTreeMap<String, LevelsFile>,
@@ -84,8 +85,8 @@ pub struct Alert {
     pub levels: Levels,
     /// Summary text.
     pub summary: String,
-    /// Runbook link.
-    pub runbook_url: String,
+    /// Runbook link: the alert's own `runbook_url`, else the base URL and `#<key>`, else none.
+    pub runbook_url: Option<String>,
     /// Whether rules are generated.
     pub enabled: bool,
     /// Overrides: label matches and their levels.
@@ -100,9 +101,6 @@ pub struct Thresholds {
     /// Queue SLOs, in file order.
     pub slos: Vec<crate::slo::Slo>,
 }
-
-const DEFAULT_RUNBOOK: &str =
-    "https://github.com/redline-monitoring/redline/blob/main/docs/runbooks.md#{key}";
 
 impl Thresholds {
     /// The catalogue defaults alone.
@@ -144,18 +142,19 @@ impl Thresholds {
                 );
             }
         }
-        if let Some(t) = &file.runbook_url {
-            if let Err(e) = crate::template::validate(t) {
-                problem(line_of(src, "runbook_url:"), format!("runbook_url: {e}"));
-            }
-        }
         if file.overrides.len() > MAX_OVERRIDES {
             problem(
                 line_of(src, "overrides:"),
                 format!("{} overrides; at most {MAX_OVERRIDES} are accepted", file.overrides.len()),
             );
         }
-        let runbook_tpl = file.runbook_url.clone().unwrap_or_else(|| DEFAULT_RUNBOOK.to_string());
+        let runbook_base = file.runbook_base_url.as_deref().map(|b| b.trim_end_matches('#'));
+        if let Some(b) = runbook_base.filter(|b| !is_link(b) || b.contains('#')) {
+            problem(
+                line_of(src, "runbook_base_url:"),
+                format!("runbook_base_url: {b:?} must be an http(s) URL without a #fragment"),
+            );
+        }
         let mut alerts = Vec::new();
         for def in catalog::ALERTS {
             let f = file.alerts.get(def.key).cloned().unwrap_or_default();
@@ -188,7 +187,7 @@ impl Thresholds {
                 runbook_url: f
                     .runbook_url
                     .clone()
-                    .unwrap_or_else(|| runbook_tpl.replace("{key}", def.key).replace("{alert}", def.alert)),
+                    .or_else(|| runbook_base.map(|b| format!("{b}#{}", def.key))),
                 enabled: f.enabled.unwrap_or(true),
                 levels,
                 overrides: Vec::new(),
@@ -243,7 +242,7 @@ impl Thresholds {
             }
             alert.overrides.push((o.r#match.clone(), levels));
         }
-        let slos = crate::slo::resolve(&file.slos, src, &runbook_tpl, &mut problem);
+        let slos = crate::slo::resolve(&file.slos, src, runbook_base, &mut problem);
         if problems.is_empty() {
             Ok(Thresholds { alerts, slos })
         } else {
@@ -262,6 +261,11 @@ impl Thresholds {
 /// Rules, rule tests, the live `redline_threshold` series and `redline diff` all use it.
 pub fn override_name(m: &BTreeMap<String, String>) -> String {
     m.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+/// Whether a runbook link can be opened from a pager or a browser.
+fn is_link(s: &str) -> bool {
+    url::Url::parse(s).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
 }
 
 /// Problems with one set of levels.
@@ -363,7 +367,7 @@ mod tests {
         let p = problems("alerts:\n  queue_backlog:\n    summary: \"backlog {{ .Foo \"\n");
         assert_eq!(p[0].line, Some(2), "{p:?}");
         assert!(p[0].message.contains("alerts.queue_backlog.summary: template error"), "{p:?}");
-        let p = problems("runbook_url: \"https://x/{{ nope }}\"\n");
+        let p = problems("alerts:\n  queue_backlog:\n    runbook_url: \"https://x/{{ nope }}\"\n");
         assert!(p[0].message.contains("function \"nope\" not defined"), "{p:?}");
         Thresholds::parse(
             "alerts:\n  queue_backlog:\n    summary: \"{{ $labels.queue }} at {{ $value | humanize }}\"\n",

@@ -15,7 +15,7 @@ fn systemd_unit_verifies_clean() {
     let dir = tempfile::tempdir().expect("tempdir");
     let unit = std::fs::read_to_string(Path::new(ROOT).join("systemd/redline.service"))
         .expect("unit")
-        .replace("/usr/local/bin/redline", env!("CARGO_BIN_EXE_redline"));
+        .replace("/usr/bin/redline", env!("CARGO_BIN_EXE_redline"));
     let path = dir.path().join("redline.service");
     std::fs::write(&path, unit).expect("write");
     let out = Command::new("systemd-analyze")

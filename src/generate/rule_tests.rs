@@ -281,11 +281,13 @@ fn case(
                 .description
                 .replace("{value}", def.unit.template())
                 .replace("{threshold}", &super::human(def.unit, threshold));
-            let exp_annotations = BTreeMap::from([
+            let exp_annotations: BTreeMap<String, String> = [
                 ("summary".to_string(), render(&a.summary, &labels, value)),
                 ("description".to_string(), render(&description, &labels, value)),
-                ("runbook_url".to_string(), a.runbook_url.clone()),
-            ]);
+            ]
+            .into_iter()
+            .chain(a.runbook_url.clone().map(|u| ("runbook_url".to_string(), u)))
+            .collect();
             labels.insert("severity".into(), s.to_string());
             if !m.is_empty() {
                 labels.insert("override".into(), crate::thresholds::override_name(m));
@@ -451,14 +453,16 @@ fn slo_cases(slo: &Slo) -> Vec<Case> {
             .map(|sev| {
                 let mut labels = slo_queue_labels(slo);
                 labels.insert("slo".into(), slo.name.clone());
-                let exp_annotations = BTreeMap::from([
+                let exp_annotations = [
                     ("summary".to_string(), render(&slo.summary, &labels, value)),
                     (
                         "description".to_string(),
                         render(&slo_rules::description(slo, sev, 1.0), &labels, value),
                     ),
-                    ("runbook_url".to_string(), slo.runbook_url.clone()),
-                ]);
+                ]
+                .into_iter()
+                .chain(slo.runbook_url.clone().map(|u| ("runbook_url".to_string(), u)))
+                .collect();
                 labels.insert("severity".into(), sev.to_string());
                 ExpAlert { exp_labels: labels, exp_annotations }
             })

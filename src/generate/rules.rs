@@ -89,11 +89,13 @@ fn rules_for(a: &Alert) -> Vec<Rule> {
                     .into_iter()
                     .chain(override_label.clone().map(|o| ("override".to_string(), o)))
                     .collect(),
-                annotations: BTreeMap::from([
+                annotations: [
                     ("summary".to_string(), a.summary.clone()),
                     ("description".to_string(), description),
-                    ("runbook_url".to_string(), a.runbook_url.clone()),
-                ]),
+                ]
+                .into_iter()
+                .chain(a.runbook_url.clone().map(|u| ("runbook_url".to_string(), u)))
+                .collect(),
             });
         }
     };

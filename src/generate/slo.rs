@@ -240,11 +240,13 @@ pub fn group(slos: &[Slo], time_scale: f64) -> Option<SloGroup> {
                 alert: Some(ALERT.to_string()),
                 expr: alert_expr(s, severity, time_scale),
                 labels,
-                annotations: BTreeMap::from([
+                annotations: [
                     ("summary".to_string(), s.summary.clone()),
                     ("description".to_string(), description(s, severity, time_scale)),
-                    ("runbook_url".to_string(), s.runbook_url.clone()),
-                ]),
+                ]
+                .into_iter()
+                .chain(s.runbook_url.clone().map(|u| ("runbook_url".to_string(), u)))
+                .collect(),
             });
         }
     }

@@ -512,3 +512,47 @@ pub fn local_psql(db: &str, sql: &str) -> String {
     assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The release binary (`target/release/redline`), built now if missing or stale: the container
+/// image and the Debian package ship it, so their tests use it rather than the debug build.
+/// `cargo build --release` is a no-op when scripts/test.sh built it already.
+pub fn release_binary() -> PathBuf {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--release", "--locked", "--bin", "redline"])
+        .output()
+        .expect("cargo");
+    assert!(out.status.success(), "cargo build --release: {}", String::from_utf8_lossy(&out.stderr));
+    let bin = root.join("target/release/redline");
+    assert!(bin.exists(), "{} missing after cargo build --release", bin.display());
+    bin
+}
+
+/// Runs a command; panics with its output unless it succeeds. Returns stdout.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Resident memory of a process in bytes (VmRSS), read from /proc.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kb * 1024)
+}
