@@ -291,6 +291,11 @@ pub const QUEUE_DISCOVERED: M = M::gauge("redline_queue_discovered", "Queues fou
 /// Discovery duration.
 pub const QUEUE_DISCOVERY_DURATION: M =
     M::gauge("redline_queue_discovery_duration_seconds", "Wall time of the last complete discovery pass.");
+/// Discovery skips.
+pub const QUEUE_DISCOVERY_ERRORS: M = M::counter(
+    "redline_queue_discovery_errors",
+    "Keys or sources queue discovery skipped (reason: bad_key = not UTF-8, read_failed = wrong type or refused read); retried every pass.",
+);
 /// Stream length.
 pub const QUEUE_STREAM_LENGTH: M = M::gauge("redline_queue_stream_length", "Entries in the stream (XLEN).");
 /// Group lag.

@@ -423,7 +423,9 @@ impl Queues {
         let t = || label("target", self.target.clone());
         out.add(&n::QUEUE_DROPPED, vec![t()], self.dropped as f64);
         let found = self.discovered.read().unwrap_or_else(|p| p.into_inner());
-        for s in self.sources.iter().filter(|s| s.discovers()) {
+        let mut seen = BTreeSet::new();
+        // A source listed twice (same system and prefix) is one series.
+        for s in self.sources.iter().filter(|s| s.discovers() && seen.insert((s.system, s.prefix()))) {
             let count =
                 found.queues.iter().filter(|q| q.system == s.system && q.prefix == s.prefix()).count();
             let mut l = vec![t(), label("system", s.system.as_str())];
@@ -431,6 +433,14 @@ impl Queues {
                 l.push(label("prefix", s.prefix().to_string()));
             }
             out.add(&n::QUEUE_DISCOVERED, l, count as f64);
+        }
+        for ((system, prefix, skip), v) in &found.errors {
+            let mut l = vec![t(), label("system", system.as_str())];
+            if !prefix.is_empty() {
+                l.push(label("prefix", prefix.clone()));
+            }
+            l.push(label("reason", skip.as_str()));
+            out.add(&n::QUEUE_DISCOVERY_ERRORS, l, *v as f64);
         }
         if let Some(d) = found.last_pass {
             out.add(&n::QUEUE_DISCOVERY_DURATION, vec![t()], d.as_secs_f64());
