@@ -253,21 +253,25 @@ pub const QUEUE_PAUSED: M = M::gauge("redline_queue_paused", "1 if the queue is 
 /// Workers.
 pub const QUEUE_WORKERS: M = M::gauge("redline_queue_workers", "Workers connected to the queue.");
 /// Jobs added.
-pub const QUEUE_JOBS_ADDED: M =
-    M::counter("redline_queue_jobs_added", "Jobs added to the queue (its id counter).");
+pub const QUEUE_JOBS_ADDED: M = M::counter(
+    "redline_queue_jobs_added",
+    "Jobs added to the queue (BullMQ: added events since redline started; Bull: its id counter).",
+);
 /// Jobs completed.
 pub const QUEUE_JOBS_COMPLETED: M = M::counter(
     "redline_queue_jobs_completed",
-    "Jobs completed (the queue's metrics keys when kept, else counted by redline since it started).",
+    "Jobs completed; the source per system and when it is exact: README, redline_queue_counters_exact.",
 );
 /// Jobs failed.
 pub const QUEUE_JOBS_FAILED: M = M::counter(
     "redline_queue_jobs_failed",
-    "Jobs failed for good (the queue's metrics keys when kept, else counted by redline since it started).",
+    "Jobs failed for good; the source per system and when it is exact: README, redline_queue_counters_exact.",
 );
 /// Retries.
-pub const QUEUE_JOBS_RETRIED: M =
-    M::counter("redline_queue_jobs_retried", "Retries made by jobs that finished, counted as they finish.");
+pub const QUEUE_JOBS_RETRIED: M = M::counter(
+    "redline_queue_jobs_retried",
+    "Retries (BullMQ: active jobs sent back to wait or delayed, as they happen; others: retries made by jobs that finished).",
+);
 /// Wait time.
 pub const QUEUE_WAIT_DURATION: M = M::histogram(
     "redline_queue_wait_duration_seconds",
@@ -277,6 +281,31 @@ pub const QUEUE_WAIT_DURATION: M = M::histogram(
 pub const QUEUE_PROCESSING_DURATION: M = M::histogram(
     "redline_queue_processing_duration_seconds",
     "Time from started to finished, for jobs that finished since redline started.",
+);
+/// Oldest-ready age is a lower bound.
+pub const QUEUE_OLDEST_READY_AGE_LOWER_BOUND: M = M::gauge(
+    "redline_queue_oldest_ready_age_lower_bound",
+    "1 when redline_queue_oldest_ready_age_seconds is only a lower bound: a bounded read (LIFO run, priority bands) stopped short.",
+);
+/// Counters see every job.
+pub const QUEUE_COUNTERS_EXACT: M = M::gauge(
+    "redline_queue_counters_exact",
+    "1 when the completed/failed counters come from a source that sees every job (BullMQ events stream, Bull metrics keys), 0 when jobs removed on completion can be missed.",
+);
+/// Events lost before redline read them.
+pub const QUEUE_EVENTS_LOST: M = M::counter(
+    "redline_queue_events_lost",
+    "Events the queue's events stream trimmed before redline read them: the counters miss up to this many.",
+);
+/// Events not read yet.
+pub const QUEUE_EVENTS_BACKLOG: M = M::gauge(
+    "redline_queue_events_backlog",
+    "Events written to the queue's events stream that redline has not read yet (its counters are behind by this many).",
+);
+/// Finished jobs not timed.
+pub const QUEUE_JOBS_UNTIMED: M = M::counter(
+    "redline_queue_jobs_untimed",
+    "Finished jobs counted but not in the duration histograms: their ready or start time was not seen.",
 );
 /// Queue read errors.
 pub const QUEUE_ERRORS: M = M::counter(
