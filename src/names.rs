@@ -328,8 +328,15 @@ pub const QUEUE_DISCOVERY_ERRORS: M = M::counter(
 /// Stream length.
 pub const QUEUE_STREAM_LENGTH: M = M::gauge("redline_queue_stream_length", "Entries in the stream (XLEN).");
 /// Group lag.
-pub const QUEUE_STREAM_GROUP_LAG: M =
-    M::gauge("redline_queue_stream_group_lag", "Entries not yet delivered to the consumer group.");
+pub const QUEUE_STREAM_GROUP_LAG: M = M::gauge(
+    "redline_queue_stream_group_lag",
+    "Entries not yet delivered to the consumer group (XINFO's lag, or counted where XINFO has none).",
+);
+/// Group lag is a lower bound.
+pub const QUEUE_STREAM_GROUP_LAG_LOWER_BOUND: M = M::gauge(
+    "redline_queue_stream_group_lag_lower_bound",
+    "1 when redline_queue_stream_group_lag is a lower bound: XINFO had no lag and more entries were undelivered than redline counts per collection.",
+);
 /// Group pending.
 pub const QUEUE_STREAM_GROUP_PENDING: M = M::gauge(
     "redline_queue_stream_group_pending",

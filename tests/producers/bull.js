@@ -1,7 +1,7 @@
 // Creates real queue data with the real libraries for redline's tests and benchmarks, and reads
 // the ground truth back through the libraries' own APIs.
 // usage: node bull.js <lib: bullmq|bullmq5|bull> <action> [json options]
-//   add:    {port, queue, prefix, count, delay, priority, attempts, backoff, lifo,
+//   add:    {port, queue, prefix, count, delay, priority, attempts, backoff, lifo, timestamp,
 //            removeOnComplete, removeOnFail, spacing, maxLenEvents}
 //           -> adds jobs (addBulk, or one by one `spacing` ms apart), prints "ok"
 //   work:   {port, queue, prefix, ms, failEvery, failAttempts, seconds, until, concurrency,
@@ -25,7 +25,7 @@ const sleep = ms => new Promise(r => setTimeout(r, ms));
 // Job options shared by both libraries.
 function jobOpts() {
   const opts = {};
-  for (const k of ['delay', 'priority', 'attempts', 'lifo', 'removeOnComplete', 'removeOnFail']) {
+  for (const k of ['delay', 'priority', 'attempts', 'lifo', 'removeOnComplete', 'removeOnFail', 'timestamp']) {
     if (o[k] !== undefined) opts[k] = o[k];
   }
   if (o.backoff) opts.backoff = { type: 'fixed', delay: o.backoff };

@@ -1,10 +1,10 @@
 //! Bull (v3/v4): one read-only `bull.lua` call per queue. Bull keeps prioritized jobs inside
 //! `wait` (its `priority` set scores them), has no waiting-children set, marks a paused queue with
 //! a `meta-paused` key, and publishes its events instead of keeping a stream. So its counters come
-//! from the best source it has, chosen at the first look and kept: the `metrics:completed` and
-//! `metrics:failed` counts when its workers keep them (the `metrics` option: exact), else the
-//! finished sets read incrementally (jobs removed on completion are never seen there:
-//! `redline_queue_counters_exact` is 0).
+//! from the best source it has, chosen by the first evidence of finished jobs and kept: the
+//! `metrics:completed` and `metrics:failed` counts when its workers keep them (the `metrics`
+//! option: exact), else the finished sets read incrementally (jobs removed on completion are never
+//! seen there: `redline_queue_counters_exact` is 0).
 
 use redis::{RedisResult, Value};
 
@@ -115,27 +115,31 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
 
     let s = &mut st.jobs.get_or_insert_with(Default::default).bull;
     let metrics = (f.num("metrics_completed").unwrap_or(-1.0), f.num("metrics_failed").unwrap_or(-1.0));
-    let source = *s.source.get_or_insert(if metrics.0 >= 0.0 || metrics.1 >= 0.0 {
-        Source::Metrics
-    } else {
-        Source::Finished
-    });
-    let new_sets = f.num("new_completed").unwrap_or(0.0) + f.num("new_failed").unwrap_or(0.0);
-    let finished_new = match source {
-        Source::Metrics => {
-            let m = (metrics.0.max(0.0), metrics.1.max(0.0));
-            r.completed_total = Some(m.0);
-            r.failed_total = Some(m.1);
-            let prev = s.metrics.replace(m);
-            prev.map_or(0.0, |p| (m.0 - p.0).max(0.0) + (m.1 - p.1).max(0.0))
+    let has_metrics = metrics.0 >= 0.0 || metrics.1 >= 0.0;
+    let sets = (f.num("new_completed").unwrap_or(0.0), f.num("new_failed").unwrap_or(0.0));
+    // The source is chosen by the first evidence of finished jobs and kept for life: the metrics
+    // keys when they exist, else the finished sets once they hold a job. Until then nothing
+    // finished that either could show.
+    if s.source.is_none() {
+        if has_metrics {
+            s.source = Some(Source::Metrics);
+        } else if f.num("completed").unwrap_or(0.0) > 0.0 || f.num("failed").unwrap_or(0.0) > 0.0 {
+            s.source = Some(Source::Finished);
         }
-        Source::Finished => {
-            r.completed_new = f.num("new_completed").unwrap_or(0.0);
-            r.failed_new = f.num("new_failed").unwrap_or(0.0);
-            new_sets
-        }
+    }
+    // Missing keys count 0; the first look is the baseline.
+    let m = (metrics.0.max(0.0), metrics.1.max(0.0));
+    let prev = s.metrics.replace(m).unwrap_or(m);
+    // A count that went down was reset (queue obliterated): all of it is new.
+    let delta = |now: f64, before: f64| if now >= before { now - before } else { now };
+    let (completed, failed) = match s.source {
+        Some(Source::Metrics) => (delta(m.0, prev.0), delta(m.1, prev.1)),
+        _ => sets,
     };
-    r.counters_exact = Some(source == Source::Metrics);
+    r.completed_new = completed;
+    r.failed_new = failed;
+    let finished_new = completed + failed;
+    r.counters_exact = Some(s.source == Some(Source::Metrics));
     if let Some(c) = f.text("cursors") {
         s.cursors = Some(c);
     }

@@ -53,17 +53,23 @@ end
 -- when the walk stopped at `max` with jobs left.
 local function list_oldest(key, prefix, max)
   if kind(key) ~= "list" then return end  -- size() counted a wrong type
-  local prev_id, prev_t = nil, nil
+  -- The last job read and its ready time; `found` once a job with a usable time was read (a
+  -- garbage job cannot mark the peak).
+  local prev_id, prev_t, found = nil, nil, false
   local read, chunk = 0, 4
   while read < max do
     local n = math.min(chunk, max - read)
     local ids = rcall("LRANGE", key, -(read + n), -(read + 1))
     for i = #ids, 1, -1 do
       local id = ids[i]
-      if prev_id and newer_id(id, prev_id) then return end
+      local newer = prev_id and newer_id(id, prev_id)
+      if found and newer then return end
       local t = ready_at(prefix, id)
-      if prev_id and newer_id(id, prev_id) == nil and t and prev_t and t > prev_t then return end
-      older(t)
+      if found and newer == nil and t and prev_t and t > prev_t then return end
+      if t then
+        older(t)
+        found = true
+      end
       prev_id, prev_t = id, t or prev_t
       read = read + 1
     end

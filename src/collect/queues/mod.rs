@@ -450,13 +450,13 @@ impl Queues {
         }
         let Some(st) = self.state.get_mut(q) else { return };
         let finite = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
-        // Each counter keeps the source it had at the first look.
-        let added_source = *st.added_source.get_or_insert(if r.added_total.is_some() {
-            Source::Totals
-        } else {
-            Source::Deltas
-        });
+        // Each counter keeps the source it had when it first had one.
         if r.added_total.is_some() || r.added_new.is_some() {
+            let added_source = *st.added_source.get_or_insert(if r.added_total.is_some() {
+                Source::Totals
+            } else {
+                Source::Deltas
+            });
             let added = match added_source {
                 Source::Totals => st.totals[0].update(r.added_total),
                 Source::Deltas => {
