@@ -106,6 +106,34 @@ fn assert_age(d: &Daemon, port: u16, lib: &str, prefix: &str, queue: &str) -> Js
     truth
 }
 
+/// [`assert_age`] for several queues of one library and prefix, read in one node process.
+fn assert_ages(d: &Daemon, port: u16, lib: &str, prefix: &str, queues: &[&str]) -> Json {
+    let ages = |t: &str| -> Vec<f64> {
+        queues
+            .iter()
+            .map(|queue| {
+                Q { text: t, system: lib, prefix, queue }.need("redline_queue_oldest_ready_age_seconds", "")
+            })
+            .collect()
+    };
+    let before = ages(&d.scrape());
+    let batches: Vec<Json> = queues.iter().map(|q| json!({"queue": q})).collect();
+    let text = node(lib, "truth", &json!({"port": port, "prefix": prefix, "batches": batches}));
+    let all: Json = serde_json::from_str(&text).expect("truth JSON");
+    let after = ages(&d.scrape());
+    for (i, queue) in queues.iter().enumerate() {
+        let t = &all[*queue];
+        let want = t["oldestReady"].as_f64().map_or(0.0, |ms| (num(&t["now"]) - ms) / 1000.0);
+        assert!(
+            before[i] <= want + 0.5 && after[i] >= want - 2.5,
+            "{lib} {prefix}/{queue}: oldest ready age {}..{}, truth {want}",
+            before[i],
+            after[i]
+        );
+    }
+    all
+}
+
 /// Waits until `f` holds on a scrape of `d`.
 fn until(d: &Daemon, what: &str, secs: u64, mut f: impl FnMut(&str) -> bool) -> String {
     let mut last = String::new();
@@ -306,28 +334,26 @@ fn oldest_ready_age_is_the_oldest_job_that_could_run_now() {
     // One queue name per library under its own prefix: BullMQ and Bull share key names.
     let prefix = |lib: &str| if lib == "bull" { "b4" } else { "bull" };
     for lib in ["bullmq", "bull"] {
-        let add = |queue: &str, extra: Json| {
-            let mut o = json!({"port": p, "queue": queue, "count": 1, "prefix": prefix(lib)});
-            o.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
-            node(lib, "add", &o);
-        };
-        // FIFO job 60 s old, then three LIFO jobs 5 s old: the next job is 5 s old.
-        add("lifo", json!({"timestamp": ago(60)}));
-        add("lifo", json!({"timestamp": ago(5), "lifo": true, "count": 3}));
-        // A priority-10 job 40 s old behind five priority-1 jobs 3 s old.
-        add("prio", json!({"timestamp": ago(40), "priority": 10}));
-        add("prio", json!({"timestamp": ago(3), "priority": 1, "count": 5}));
-        // A delayed job due 30 s ago, one due in an hour, and a plain job 10 s old.
-        add("delayed", json!({"timestamp": ago(31), "delay": 1000}));
-        add("delayed", json!({"delay": 3_600_000}));
-        add("delayed", json!({"timestamp": ago(10)}));
-        add("notdue", json!({"delay": 3_600_000}));
-        // More LIFO jobs than redline walks, in front of an older FIFO job: a flagged lower bound.
-        add("deep", json!({"timestamp": ago(50)}));
-        add("deep", json!({"timestamp": ago(2), "lifo": true, "count": 80}));
-        // A paused queue still ages.
-        add("paused", json!({"timestamp": ago(20)}));
-        node(lib, "pause", &json!({"port": p, "queue": "paused", "prefix": prefix(lib)}));
+        // One node process per library for the whole scenario.
+        let batches = json!([
+            // FIFO job 60 s old, then three LIFO jobs 5 s old: the next job is 5 s old.
+            {"queue": "lifo", "timestamp": ago(60)},
+            {"queue": "lifo", "timestamp": ago(5), "lifo": true, "count": 3},
+            // A priority-10 job 40 s old behind five priority-1 jobs 3 s old.
+            {"queue": "prio", "timestamp": ago(40), "priority": 10},
+            {"queue": "prio", "timestamp": ago(3), "priority": 1, "count": 5},
+            // A delayed job due 30 s ago, one due in an hour, and a plain job 10 s old.
+            {"queue": "delayed", "timestamp": ago(31), "delay": 1000},
+            {"queue": "delayed", "delay": 3_600_000},
+            {"queue": "delayed", "timestamp": ago(10)},
+            {"queue": "notdue", "delay": 3_600_000},
+            // More LIFO jobs than redline walks, in front of an older FIFO job: a lower bound.
+            {"queue": "deep", "timestamp": ago(50)},
+            {"queue": "deep", "timestamp": ago(2), "lifo": true, "count": 80},
+            // A paused queue still ages.
+            {"queue": "paused", "timestamp": ago(20), "pause": true},
+        ]);
+        node(lib, "add", &json!({"port": p, "prefix": prefix(lib), "count": 1, "batches": batches}));
     }
     let d = queue_daemon(
         &r,
@@ -336,12 +362,13 @@ fn oldest_ready_age_is_the_oldest_job_that_could_run_now() {
     until(&d, "every queue read", 15, |t| {
         t.matches("redline_queue_oldest_ready_age_lower_bound{").count() == 12
     });
+    let queues = ["lifo", "prio", "delayed", "notdue", "paused"];
     for lib in ["bullmq", "bull"] {
-        for queue in ["lifo", "prio", "delayed", "notdue", "paused"] {
-            let t = assert_age(&d, p, lib, prefix(lib), queue);
-            let text = d.scrape();
+        let all = assert_ages(&d, p, lib, prefix(lib), &queues);
+        let text = d.scrape();
+        for queue in queues {
             let q = Q { text: &text, system: lib, prefix: prefix(lib), queue };
-            q.assert_counts(&t);
+            q.assert_counts(&all[queue]);
             assert_eq!(q.need("redline_queue_oldest_ready_age_lower_bound", ""), 0.0, "{lib} {queue}");
         }
         let text = d.scrape();

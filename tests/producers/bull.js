@@ -10,6 +10,8 @@
 //              {"completed", "failed", "retried"} as the worker saw them
 //   truth:  {port, queue, prefix} -> prints what the library itself reports (counts, paused,
 //           workers, oldest ready job, metrics counts, retries of the finished jobs still kept)
+//   add and truth also take {batches: [{queue, ...options}, ...]}: one process for many queues
+//   (truth then prints an object keyed by queue); add's batches may set {pause: true}
 //   pause / resume: {port, queue, prefix}
 //   take:   {port, queue, prefix, lockDuration}                     -> leaves one job active
 //   seed:   {port, queues, prefix, perState}                        -> many queues (benchmark)
@@ -23,14 +25,18 @@ if (o.stalledInterval) lockOpts.stalledInterval = o.stalledInterval;
 const sleep = ms => new Promise(r => setTimeout(r, ms));
 
 // Job options shared by both libraries.
-function jobOpts() {
+function jobOpts(b) {
   const opts = {};
   for (const k of ['delay', 'priority', 'attempts', 'lifo', 'removeOnComplete', 'removeOnFail', 'timestamp']) {
-    if (o[k] !== undefined) opts[k] = o[k];
+    if (b[k] !== undefined) opts[k] = b[k];
   }
-  if (o.backoff) opts.backoff = { type: 'fixed', delay: o.backoff };
+  if (b.backoff) opts.backoff = { type: 'fixed', delay: b.backoff };
   return opts;
 }
+
+// `add` and `truth` take one queue, or a list: {batches: [{queue, ...}, ...]} runs each in turn
+// (one node process for a whole scenario), the top-level options as defaults.
+const batches = () => (o.batches || [{}]).map(b => Object.assign({}, o, b));
 
 // A processor that fails every `failEvery`-th call and the first `failAttempts` attempts of each
 // job, counting what it did: the worker's own view of completions, failures and retries.
@@ -66,17 +72,20 @@ async function bullmq(pkg) {
   const qopts = { connection, prefix: o.prefix };
   if (o.maxLenEvents) qopts.streams = { events: { maxLen: o.maxLenEvents } };
   if (action === 'add') {
-    const q = new Queue(o.queue, qopts);
-    const opts = jobOpts();
-    if (o.spacing) {
-      for (let i = 0; i < o.count; i++) {
-        await q.add('job', { i }, opts);
-        if (i + 1 < o.count) await sleep(o.spacing);
+    for (const b of batches()) {
+      const q = new Queue(b.queue, { ...qopts, prefix: b.prefix });
+      const opts = jobOpts(b);
+      if (b.spacing) {
+        for (let i = 0; i < b.count; i++) {
+          await q.add('job', { i }, opts);
+          if (i + 1 < b.count) await sleep(b.spacing);
+        }
+      } else {
+        await q.addBulk(Array.from({ length: b.count }, (_, i) => ({ name: 'job', data: { i }, opts })));
       }
-    } else {
-      await q.addBulk(Array.from({ length: o.count }, (_, i) => ({ name: 'job', data: { i }, opts })));
+      if (b.pause) await q.pause();
+      await q.close();
     }
-    await q.close();
   } else if (action === 'work') {
     const seen = { completed: 0, failed: 0, retried: 0 };
     const wopts = { connection, prefix: o.prefix, name: 'redline-test', concurrency: o.concurrency || 1, ...lockOpts };
@@ -86,20 +95,24 @@ async function bullmq(pkg) {
     await w.close();
     console.log(JSON.stringify(seen));
   } else if (action === 'truth') {
-    const q = new Queue(o.queue, { ...qopts, skipMetasUpdate: true });
-    const now = Date.now();
-    const counts = await q.getJobCounts();
-    const ready = await q.getJobs(['waiting', 'prioritized', 'paused'], 0, -1);
-    const delayed = await q.getJobs(['delayed'], 0, -1);
-    const finished = await q.getJobs(['completed', 'failed'], 0, -1);
-    const metrics = async t => (await q.getMetrics(t, 0, 0)).meta.count;
-    console.log(JSON.stringify({
-      now, counts, paused: await q.isPaused(), workers: (await q.getWorkers()).length,
-      oldestReady: oldestReady(ready, delayed, now),
-      metrics: { completed: await metrics('completed'), failed: await metrics('failed') },
-      retriesKept: finished.filter(Boolean).reduce((s, j) => s + Math.max(0, (j.attemptsMade || 0) - 1), 0),
-    }));
-    await q.close();
+    const all = {};
+    for (const b of batches()) {
+      const q = new Queue(b.queue, { ...qopts, prefix: b.prefix, skipMetasUpdate: true });
+      const now = Date.now();
+      const counts = await q.getJobCounts();
+      const ready = await q.getJobs(['waiting', 'prioritized', 'paused'], 0, -1);
+      const delayed = await q.getJobs(['delayed'], 0, -1);
+      const finished = await q.getJobs(['completed', 'failed'], 0, -1);
+      const metrics = async t => (await q.getMetrics(t, 0, 0)).meta.count;
+      all[b.queue] = {
+        now, counts, paused: await q.isPaused(), workers: (await q.getWorkers()).length,
+        oldestReady: oldestReady(ready, delayed, now),
+        metrics: { completed: await metrics('completed'), failed: await metrics('failed') },
+        retriesKept: finished.filter(Boolean).reduce((s, j) => s + Math.max(0, (j.attemptsMade || 0) - 1), 0),
+      };
+      await q.close();
+    }
+    console.log(JSON.stringify(o.batches ? all : all[o.queue]));
   } else if (action === 'pause' || action === 'resume') {
     const q = new Queue(o.queue, qopts);
     await q[action]();
@@ -157,36 +170,54 @@ async function bullmq(pkg) {
 async function bull() {
   const Queue = require('bull');
   const settings = { ...lockOpts };
-  const qopts = { redis: { host: '127.0.0.1', port: o.port }, prefix: o.prefix, settings };
-  if (o.metrics) qopts.metrics = { maxDataPoints: 60 };
-  const q = new Queue(o.queue, qopts);
+  const queue = b => {
+    const qopts = { redis: { host: '127.0.0.1', port: o.port }, prefix: b.prefix, settings };
+    if (b.metrics) qopts.metrics = { maxDataPoints: 60 };
+    return new Queue(b.queue, qopts);
+  };
   if (action === 'add') {
-    const opts = jobOpts();
-    for (let i = 0; i < o.count; i++) {
-      await q.add({ i }, opts);
-      if (o.spacing && i + 1 < o.count) await sleep(o.spacing);
+    for (const b of batches()) {
+      const q = queue(b);
+      const opts = jobOpts(b);
+      for (let i = 0; i < b.count; i++) {
+        await q.add({ i }, opts);
+        if (b.spacing && i + 1 < b.count) await sleep(b.spacing);
+      }
+      if (b.pause) await q.pause();
+      await q.close();
     }
-  } else if (action === 'work') {
+    return;
+  }
+  if (action === 'truth') {
+    const all = {};
+    for (const b of batches()) {
+      const q = queue(b);
+      const now = Date.now();
+      const counts = await q.getJobCounts();
+      const ready = await q.getJobs(['waiting', 'paused'], 0, -1);
+      const delayed = await q.getJobs(['delayed'], 0, -1);
+      const finished = await q.getJobs(['completed', 'failed'], 0, -1);
+      const metrics = async t => (await q.getMetrics(t, 0, 0)).meta.count;
+      // Bull counts failed attempts: a completed job retried attemptsMade times, a failed one once less.
+      const retries = j => (j.finishedOn && j.failedReason !== undefined && j.failedReason !== null && j.attemptsMade >= ((j.opts && j.opts.attempts) || 1))
+        ? Math.max(0, j.attemptsMade - 1) : (j.attemptsMade || 0);
+      all[b.queue] = {
+        now, counts, paused: await q.isPaused(), workers: (await q.getWorkers()).length,
+        oldestReady: oldestReady(ready, delayed, now),
+        metrics: { completed: await metrics('completed'), failed: await metrics('failed') },
+        retriesKept: finished.filter(Boolean).reduce((s, j) => s + retries(j), 0),
+      };
+      await q.close();
+    }
+    console.log(JSON.stringify(o.batches ? all : all[o.queue]));
+    return;
+  }
+  const q = queue(o);
+  if (action === 'work') {
     const seen = { completed: 0, failed: 0, retried: 0 };
     q.process(o.concurrency || 1, processor(seen));
     await runUntil(seen);
     console.log(JSON.stringify(seen));
-  } else if (action === 'truth') {
-    const now = Date.now();
-    const counts = await q.getJobCounts();
-    const ready = await q.getJobs(['waiting', 'paused'], 0, -1);
-    const delayed = await q.getJobs(['delayed'], 0, -1);
-    const finished = await q.getJobs(['completed', 'failed'], 0, -1);
-    const metrics = async t => (await q.getMetrics(t, 0, 0)).meta.count;
-    // Bull counts failed attempts: a completed job retried attemptsMade times, a failed one once less.
-    const retries = j => (j.finishedOn && j.failedReason !== undefined && j.failedReason !== null && j.attemptsMade >= ((j.opts && j.opts.attempts) || 1))
-      ? Math.max(0, j.attemptsMade - 1) : (j.attemptsMade || 0);
-    console.log(JSON.stringify({
-      now, counts, paused: await q.isPaused(), workers: (await q.getWorkers()).length,
-      oldestReady: oldestReady(ready, delayed, now),
-      metrics: { completed: await metrics('completed'), failed: await metrics('failed') },
-      retriesKept: finished.filter(Boolean).reduce((s, j) => s + retries(j), 0),
-    }));
   } else if (action === 'pause' || action === 'resume') {
     await q[action]();
   }

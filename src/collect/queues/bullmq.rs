@@ -164,6 +164,7 @@ pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueStat
         MAX_BANDS.to_string(),
         MAX_LOCK_CHECKS.to_string(),
         if first { "1" } else { "0" }.to_string(),
+        t.cursor.map(StreamId::after).unwrap_or_default(),
     ];
     args.extend(t.pending.keys().take(MAX_LOOKUPS).cloned());
     let keys = keys(&q.prefix, &q.name);
@@ -284,6 +285,8 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
 struct StreamInfo {
     /// "stream", "none" or "other".
     kind: &'static str,
+    /// Nothing after the cursor (the script skipped XINFO).
+    idle: bool,
     added: Option<u64>,
     len: u64,
     first: Option<StreamId>,
@@ -300,6 +303,7 @@ impl StreamInfo {
         let id = |name: &str| f.text(name).and_then(|s| StreamId::parse(&s));
         Self {
             kind,
+            idle: f.num("ev_idle").is_some_and(|v| v > 0.0),
             added: f.num("ev_added").filter(|v| *v >= 0.0).map(|v| v as u64),
             len: f.num("ev_len").unwrap_or(0.0).max(0.0) as u64,
             first: id("ev_first"),
@@ -313,6 +317,10 @@ impl StreamInfo {
 /// many entries after the cursor were trimmed before redline read them.
 fn consume(t: &mut Tracker, cursor: StreamId, info: &StreamInfo, es: &[Entry], r: &mut Reading) {
     r.added_new = Some(0.0);
+    if info.idle {
+        r.events_backlog = t.pos.map(|_| 0.0);
+        return;
+    }
     // A stream deleted, or deleted and written again (a queue obliterated and re-created), starts
     // over from its beginning; nothing of this read is counted twice.
     let restarted = info.kind == "none" && cursor > StreamId::default()
@@ -496,6 +504,7 @@ mod tests {
     fn info(added: u64, len: u64, first: &str, last: &str) -> StreamInfo {
         StreamInfo {
             kind: "stream",
+            idle: false,
             added: Some(added),
             len,
             first: StreamId::parse(first),
