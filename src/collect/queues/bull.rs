@@ -174,3 +174,61 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     r.bad_data = bad;
     Ok(r)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(pairs: &[(&str, Value)]) -> [RedisResult<Value>; 1] {
+        let mut flat = Vec::new();
+        for (k, v) in pairs {
+            flat.push(Value::BulkString(k.as_bytes().to_vec()));
+            flat.push(v.clone());
+        }
+        [Ok(Value::Array(flat))]
+    }
+
+    fn look(st: &mut QueueState, completed_set: i64, metrics: i64, new_in_set: i64) -> Reading {
+        let r = reply(&[
+            ("now", Value::Int(1_800_000_000_000)),
+            ("completed", Value::Int(completed_set)),
+            ("metrics_completed", Value::Int(metrics)),
+            ("metrics_failed", Value::Int(-1)),
+            ("new_completed", Value::Int(new_in_set)),
+            ("cursors", Value::BulkString(b"{}".to_vec())),
+        ]);
+        read(&r, st).expect("reading")
+    }
+
+    #[test]
+    fn metrics_keys_that_appear_later_become_the_source_for_good() {
+        let mut st = QueueState::default();
+        // Nothing finished yet: no source, nothing counted, not exact.
+        let r = look(&mut st, 0, -1, 0);
+        assert_eq!((r.completed_new, r.counters_exact), (0.0, Some(false)));
+        // The first jobs finish with workers keeping metrics: all 7 are new.
+        let r = look(&mut st, 7, 7, 7);
+        assert_eq!((r.completed_new, r.counters_exact), (7.0, Some(true)));
+        // The key is reset (queue obliterated): the new count is all new, never negative.
+        let r = look(&mut st, 9, 2, 2);
+        assert_eq!(r.completed_new, 2.0);
+    }
+
+    #[test]
+    fn finished_sets_are_the_source_when_jobs_finish_without_metrics_keys() {
+        let mut st = QueueState::default();
+        look(&mut st, 0, -1, 0);
+        let r = look(&mut st, 3, -1, 3);
+        assert_eq!((r.completed_new, r.counters_exact), (3.0, Some(false)));
+        // Metrics keys appearing later do not switch the source.
+        let r = look(&mut st, 4, 50, 1);
+        assert_eq!((r.completed_new, r.counters_exact), (1.0, Some(false)));
+    }
+
+    #[test]
+    fn garbage_replies_are_errors_not_panics() {
+        let mut st = QueueState::default();
+        assert_eq!(read(&[Ok(Value::Int(1))], &mut st).err(), Some(QueueError::BadReply));
+        assert_eq!(read(&[], &mut st).err(), Some(QueueError::BadReply));
+    }
+}

@@ -371,7 +371,14 @@ pub async fn run(
                     pass.extend(
                         f.queues.iter().filter(|q| q.system == s.system && q.prefix == prefix).cloned(),
                     );
-                    Some((Skip::ReadFailed, 1, e.to_string()))
+                    // Server error text names the command and key, never credentials; bounded.
+                    let mut detail = e.to_string();
+                    let mut end = detail.len().min(200);
+                    while !detail.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    detail.truncate(end);
+                    Some((Skip::ReadFailed, 1, detail))
                 }
             };
             if let Some((skip, n, detail)) = problem {

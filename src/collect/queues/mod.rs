@@ -608,3 +608,18 @@ pub(crate) fn list(v: Option<&Value>) -> Option<&[Value]> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_that_goes_down_is_a_reset_of_the_source_not_of_the_counter() {
+        let mut t = Total::default();
+        assert_eq!(t.update(Some(10.0)), 10.0);
+        assert_eq!(t.update(None), 10.0, "a missing total holds the value");
+        assert_eq!(t.update(Some(f64::INFINITY)), 10.0, "inf is not a total");
+        assert_eq!(t.update(Some(3.0)), 13.0, "reset: 10 before, 3 since");
+        assert_eq!(t.update(Some(5.0)), 15.0);
+    }
+}
