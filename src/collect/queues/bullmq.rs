@@ -21,7 +21,7 @@ lua_script!(SCRIPT, "jobs.lua", "bullmq.lua");
 
 /// Events-stream entries read per queue and collection; a queue that wrote more is caught up over
 /// the next collections (`redline_queue_events_backlog` says by how much).
-pub const EVENTS_PER_READ: usize = 1000;
+pub const EVENTS_PER_READ: usize = 500;
 /// Jobs walked per list to find the oldest ready one past a run of LIFO jobs.
 pub const MAX_WALK: usize = 64;
 /// Priority bands whose head job is read per collection.

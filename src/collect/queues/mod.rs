@@ -124,11 +124,11 @@ impl Reading {
     }
 }
 
-/// Where a counter's value comes from; chosen at the first look and kept for the series' life,
-/// so a counter never jumps when a key appears or disappears.
+/// Where a counter's value comes from; chosen when the counter first has one and kept for the
+/// series' life, so a counter never jumps when a key appears or disappears.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Source {
-    /// A lifetime total the queue keeps (BullMQ/Bull `metrics:*`, Bull's id counter).
+    /// A lifetime total the queue keeps (`completed_total`, `added_total`: Bull's id counter).
     Totals,
     /// Jobs redline saw finishing, added up since it started.
     Deltas,
