@@ -1,13 +1,12 @@
 --[[
-  redline: read-only snapshot of one BullMQ queue (after prelude.lua and jobs.lua). Runs in one
-  MULTI with the XRANGE that reads the queue's events stream, so the stream numbers returned here
-  describe exactly the entries that XRANGE saw.
+  redline: read-only snapshot of one BullMQ queue (after prelude.lua and jobs.lua). When the
+  queue's events stream has entries to read, it runs in one MULTI with the XRANGE that reads them,
+  so the stream numbers returned here describe exactly the entries that XRANGE saw.
   KEYS: 1 wait 2 active 3 paused 4 delayed 5 prioritized 6 waiting-children 7 completed 8 failed
         9 meta 10 events
   ARGV: 1 job key prefix ("bull:q:") 2 max jobs walked per list 3 max priority bands
         4 max active jobs checked for a lock 5 "1" on the first look (return the active job ids)
-        6 the first events-stream id after redline's cursor ("" on the first look)
-        7.. finished jobs whose hash to read (their start was not in the stream)
+        6.. finished jobs whose hash to read (their start was not in the stream)
   Returns flat name/value pairs (prelude.lua's flatten).
 ]]
 local prefix = ARGV[1]
@@ -58,10 +57,7 @@ if ARGV[5] == "1" then out.active_ids = active_ids end
 -- trimmed before redline read them.
 local et = kind(KEYS[10])
 out.ev_type = et
--- Nothing after the cursor (an idle queue): nothing to account for, skip XINFO.
-if et == "stream" and ARGV[6] ~= "" and #rcall("XRANGE", KEYS[10], ARGV[6], "+", "COUNT", 1) == 0 then
-  out.ev_idle = 1
-elseif et == "stream" then
+if et == "stream" then
   local info = rcall("XINFO", "STREAM", KEYS[10])
   for i = 1, #info, 2 do
     local k, v = info[i], info[i + 1]
@@ -77,7 +73,7 @@ end
 
 -- Finished jobs the stream could not time: read their hash while it still exists.
 local looked = {}
-for i = 7, #ARGV do
+for i = 6, #ARGV do
   local f = job_fields(prefix .. ARGV[i], {"timestamp", "delay", "processedOn", "finishedOn"})
   if f and f[1] then
     looked[#looked + 1] = ARGV[i]

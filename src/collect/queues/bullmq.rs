@@ -86,6 +86,8 @@ pub struct Tracker {
     pos: Option<u64>,
     /// Set once a trim past the cursor was seen on a server that cannot say how much was lost.
     gap_unknown: bool,
+    /// The stream had entries after the cursor at the last look: read it this time.
+    reading: bool,
     ready: HashMap<String, f64>,
     started: HashMap<String, Started>,
     pending: HashMap<String, Pending>,
@@ -154,7 +156,9 @@ fn entries(v: &Value, bad: &mut u64) -> Option<Vec<Entry>> {
 }
 
 /// Adds the commands for `q`; returns how many. The first look is the snapshot alone (it sets the
-/// stream baseline); later ones wrap the stream read and the snapshot in one MULTI.
+/// stream baseline); while the stream has entries to read, the read and the snapshot share one
+/// MULTI; a queue whose stream had nothing new gets the snapshot alone, which says when to read
+/// again (an idle queue costs no XRANGE; a queue waking up is read one collection later).
 pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueState) -> usize {
     let t = st.jobs.get_or_insert_with(Default::default);
     let first = t.cursor.is_none();
@@ -164,16 +168,11 @@ pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueStat
         MAX_BANDS.to_string(),
         MAX_LOCK_CHECKS.to_string(),
         if first { "1" } else { "0" }.to_string(),
-        t.cursor.map(StreamId::after).unwrap_or_default(),
     ];
     args.extend(t.pending.keys().take(MAX_LOOKUPS).cloned());
     let keys = keys(&q.prefix, &q.name);
     match t.cursor {
-        None => {
-            SCRIPT.call(pipe, &keys, &args);
-            1
-        }
-        Some(c) => {
+        Some(c) if t.reading => {
             pipe.cmd("MULTI");
             // One more than we count: the entry after the last one tells a stalled job's requeue
             // (`waiting`, then `stalled`) from a retry.
@@ -181,6 +180,12 @@ pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueStat
             SCRIPT.call(pipe, &keys, &args);
             pipe.cmd("EXEC");
             4
+        }
+        // The first look, or a queue whose stream had nothing new last time: the snapshot alone
+        // (its XINFO says whether there is something to read next time).
+        _ => {
+            SCRIPT.call(pipe, &keys, &args);
+            1
         }
     }
 }
@@ -269,6 +274,21 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
         (Some(cursor), Some(v)) if info.kind != "other" && !matches!(v, Value::ServerError(_)) => {
             let Some(es) = entries(v, &mut bad) else { return Err(QueueError::BadReply) };
             consume(t, cursor, &info, &es, &mut r);
+            // Keep reading while there was something to read.
+            t.reading = !es.is_empty();
+        }
+        (Some(cursor), None) => {
+            // The snapshot alone: no counting now; read next time if there is something new.
+            r.added_new = Some(0.0);
+            if restarted(t, cursor, &info) {
+                t.pos = Some(0);
+                t.cursor = Some(StreamId::default());
+            }
+            t.reading = info.last.is_some_and(|l| Some(l) > t.cursor);
+            r.events_backlog = match (info.added, t.pos) {
+                (Some(a), Some(p)) => Some(a.saturating_sub(p) as f64),
+                _ => None,
+            };
         }
         (Some(_), _) => {
             // The events key is of another type (counted by the script) or the read failed.
@@ -285,8 +305,6 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
 struct StreamInfo {
     /// "stream", "none" or "other".
     kind: &'static str,
-    /// Nothing after the cursor (the script skipped XINFO).
-    idle: bool,
     added: Option<u64>,
     len: u64,
     first: Option<StreamId>,
@@ -303,7 +321,6 @@ impl StreamInfo {
         let id = |name: &str| f.text(name).and_then(|s| StreamId::parse(&s));
         Self {
             kind,
-            idle: f.num("ev_idle").is_some_and(|v| v > 0.0),
             added: f.num("ev_added").filter(|v| *v >= 0.0).map(|v| v as u64),
             len: f.num("ev_len").unwrap_or(0.0).max(0.0) as u64,
             first: id("ev_first"),
@@ -312,21 +329,22 @@ impl StreamInfo {
     }
 }
 
+/// Whether the stream was deleted, or deleted and written again (a queue obliterated and
+/// re-created): its ids went back or it received fewer entries than redline already counted.
+fn restarted(t: &Tracker, cursor: StreamId, info: &StreamInfo) -> bool {
+    info.kind == "none" && cursor > StreamId::default()
+        || info.last.is_some_and(|l| l < cursor)
+        || matches!((info.added, t.pos), (Some(a), Some(p)) if a < p)
+}
+
 /// Counts the entries read after `cursor` and moves the cursor. `entries-added` (Redis >= 7)
 /// numbers every entry the stream ever received, so with the cursor's number it tells exactly how
 /// many entries after the cursor were trimmed before redline read them.
 fn consume(t: &mut Tracker, cursor: StreamId, info: &StreamInfo, es: &[Entry], r: &mut Reading) {
     r.added_new = Some(0.0);
-    if info.idle {
-        r.events_backlog = t.pos.map(|_| 0.0);
-        return;
-    }
     // A stream deleted, or deleted and written again (a queue obliterated and re-created), starts
     // over from its beginning; nothing of this read is counted twice.
-    let restarted = info.kind == "none" && cursor > StreamId::default()
-        || info.last.is_some_and(|l| l < cursor)
-        || matches!((info.added, t.pos), (Some(a), Some(p)) if a < p);
-    if restarted {
+    if restarted(t, cursor, info) {
         t.pos = Some(0);
         t.cursor = Some(StreamId::default());
         return;
@@ -504,7 +522,6 @@ mod tests {
     fn info(added: u64, len: u64, first: &str, last: &str) -> StreamInfo {
         StreamInfo {
             kind: "stream",
-            idle: false,
             added: Some(added),
             len,
             first: StreamId::parse(first),
