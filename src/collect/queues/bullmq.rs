@@ -110,7 +110,8 @@ impl Tracker {
     fn track_start(&mut self, job: &str, s: Started) {
         if self.started.len() >= MAX_TRACKED && !self.started.contains_key(job) {
             let ms = s.at.unwrap_or(0.0);
-            self.started.retain(|_, t| t.at.is_none_or(|a| a >= ms - 3_600_000.0));
+            // Jobs seeded at the first look (start unknown) go first.
+            self.started.retain(|_, t| t.at.is_some_and(|a| a >= ms - 3_600_000.0));
             if self.started.len() >= MAX_TRACKED {
                 return;
             }
