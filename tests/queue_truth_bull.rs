@@ -532,22 +532,25 @@ fn garbage_jobs_are_counted_and_skipped_and_the_rest_reported() {
     r.cli(&["HSET", "bull:q3:2", "timestamp", "1"]);
     r.cli(&["HSET", "bull:q3:77", "timestamp", "1", "processedOn", "inf", "atm", "inf"]);
     r.cli(&["XADD", "bull:q3:events", "*", "event", "completed", "jobId", "77", "prev", "active"]);
-    // Bull: a string job key at the head, and a finished job with junk fields.
+    // Bull: a string job key at the head; two finished jobs, one with junk times, one with sane
+    // times and attemptsMade=inf.
     r.cli(&["SET", "b4:q3:junk", "x"]);
     r.cli(&["RPUSH", "b4:q3:wait", "junk"]);
+    let (t0, t1, t2) = ((now - 5000).to_string(), (now - 4000).to_string(), now.to_string());
+    r.cli(&["HSET", "b4:q3:98", "timestamp", "1", "processedOn", "inf", "finishedOn", "nan"]);
     r.cli(&[
         "HSET",
         "b4:q3:99",
         "timestamp",
-        "1",
+        &t0,
         "processedOn",
-        "inf",
+        &t1,
         "finishedOn",
-        "nan",
+        &t2,
         "attemptsMade",
         "inf",
     ]);
-    r.cli(&["ZADD", "b4:q3:completed", &now.to_string(), "99"]);
+    r.cli(&["ZADD", "b4:q3:completed", &t2, "98", &t2, "99"]);
     let text = until(&d, "garbage counted", 15, |t| {
         value(t, "redline_queue_read_errors_total{target=\"t\",system=\"bullmq\",reason=\"bad_data\"}")
             .unwrap_or(0.0)
@@ -558,6 +561,8 @@ fn garbage_jobs_are_counted_and_skipped_and_the_rest_reported() {
             && Q { text: t, system: "bullmq", prefix: "bull", queue: "q3" }
                 .get("redline_queue_jobs_completed_total", "")
                 == Some(1.0)
+            && Q { text: t, system: "bull", prefix: "b4", queue: "q3" }.get("redline_queue_jobs_completed_total", "")
+                == Some(2.0)
             // Job 77's hash is read the collection after its event.
             && Q { text: t, system: "bullmq", prefix: "bull", queue: "q3" }.get("redline_queue_jobs_untimed_total", "")
                 == Some(1.0)
@@ -570,6 +575,19 @@ fn garbage_jobs_are_counted_and_skipped_and_the_rest_reported() {
         assert!((25.0..60.0).contains(&age), "{lib}: the valid jobs' age (30 s), not 56 years: {age}");
         assert!(q.need("redline_queue_jobs_retried_total", "").is_finite());
     }
+    let bull = Q { text: &text, system: "bull", prefix: "b4", queue: "q3" };
+    assert_eq!(bull.need("redline_queue_jobs_completed_total", ""), 2.0);
+    assert_eq!(
+        bull.need("redline_queue_jobs_retried_total", ""),
+        0.0,
+        "attemptsMade=inf is not a retry count"
+    );
+    assert_eq!(
+        bull.need("redline_queue_processing_duration_seconds_count", ""),
+        1.0,
+        "job 99's times are sane"
+    );
+    assert_eq!(bull.need("redline_queue_jobs_untimed_total", ""), 1.0, "job 98's are not");
     let bullmq = Q { text: &text, system: "bullmq", prefix: "bull", queue: "q3" };
     assert_eq!(bullmq.need("redline_queue_jobs_untimed_total", ""), 1.0, "job 77 has no usable times");
     for line in text.lines().filter(|l| l.starts_with("redline_queue")) {
