@@ -264,21 +264,25 @@ pub const QUEUE_PAUSED: M = M::gauge("redline_queue_paused", "1 if the queue is 
 /// Workers.
 pub const QUEUE_WORKERS: M = M::gauge("redline_queue_workers", "Workers connected to the queue.");
 /// Jobs added.
-pub const QUEUE_JOBS_ADDED: M =
-    M::counter("redline_queue_jobs_added", "Jobs added to the queue (its id counter).");
+pub const QUEUE_JOBS_ADDED: M = M::counter(
+    "redline_queue_jobs_added",
+    "Jobs added to the queue (BullMQ: added events since redline started; Bull: its id counter).",
+);
 /// Jobs completed.
 pub const QUEUE_JOBS_COMPLETED: M = M::counter(
     "redline_queue_jobs_completed",
-    "Jobs completed (the queue's metrics keys when kept, else counted by redline since it started).",
+    "Jobs completed; the source per system and when it is exact: README, redline_queue_counters_exact.",
 );
 /// Jobs failed.
 pub const QUEUE_JOBS_FAILED: M = M::counter(
     "redline_queue_jobs_failed",
-    "Jobs failed for good (the queue's metrics keys when kept, else counted by redline since it started).",
+    "Jobs failed for good; the source per system and when it is exact: README, redline_queue_counters_exact.",
 );
 /// Retries.
-pub const QUEUE_JOBS_RETRIED: M =
-    M::counter("redline_queue_jobs_retried", "Retries made by jobs that finished, counted as they finish.");
+pub const QUEUE_JOBS_RETRIED: M = M::counter(
+    "redline_queue_jobs_retried",
+    "Retries (BullMQ: active jobs sent back to wait or delayed, as they happen; others: retries made by jobs that finished).",
+);
 /// Wait time.
 pub const QUEUE_WAIT_DURATION: M = M::histogram(
     "redline_queue_wait_duration_seconds",
@@ -288,6 +292,31 @@ pub const QUEUE_WAIT_DURATION: M = M::histogram(
 pub const QUEUE_PROCESSING_DURATION: M = M::histogram(
     "redline_queue_processing_duration_seconds",
     "Time from started to finished, for jobs that finished since redline started.",
+);
+/// Oldest-ready age is a lower bound.
+pub const QUEUE_OLDEST_READY_AGE_LOWER_BOUND: M = M::gauge(
+    "redline_queue_oldest_ready_age_lower_bound",
+    "1 when redline_queue_oldest_ready_age_seconds may be below the truth: a bounded read (LIFO run, priority bands, RQ at_front jobs, Sidekiq garbage) stopped short, or Celery messages were there before redline first saw them; else 0.",
+);
+/// Counters see every job.
+pub const QUEUE_COUNTERS_EXACT: M = M::gauge(
+    "redline_queue_counters_exact",
+    "1 when the completed/failed counters come from a source that sees every job (BullMQ events stream, Bull metrics keys), 0 when jobs removed on completion can be missed.",
+);
+/// Events lost before redline read them.
+pub const QUEUE_EVENTS_LOST: M = M::counter(
+    "redline_queue_events_lost",
+    "Events the queue's events stream trimmed before redline read them: the counters miss up to this many.",
+);
+/// Events not read yet.
+pub const QUEUE_EVENTS_BACKLOG: M = M::gauge(
+    "redline_queue_events_backlog",
+    "Events written to the queue's events stream that redline has not read yet (its counters are behind by this many).",
+);
+/// Finished jobs not timed.
+pub const QUEUE_JOBS_UNTIMED: M = M::counter(
+    "redline_queue_jobs_untimed",
+    "Finished jobs counted but not in the duration histograms: their ready or start time was not seen.",
 );
 /// Queue read errors.
 pub const QUEUE_ERRORS: M = M::counter(
@@ -302,11 +331,23 @@ pub const QUEUE_DISCOVERED: M = M::gauge("redline_queue_discovered", "Queues fou
 /// Discovery duration.
 pub const QUEUE_DISCOVERY_DURATION: M =
     M::gauge("redline_queue_discovery_duration_seconds", "Wall time of the last complete discovery pass.");
+/// Discovery skips.
+pub const QUEUE_DISCOVERY_ERRORS: M = M::counter(
+    "redline_queue_discovery_errors",
+    "Keys or sources queue discovery skipped (reason: bad_key = not UTF-8, read_failed = wrong type or refused read); retried every pass.",
+);
 /// Stream length.
 pub const QUEUE_STREAM_LENGTH: M = M::gauge("redline_queue_stream_length", "Entries in the stream (XLEN).");
 /// Group lag.
-pub const QUEUE_STREAM_GROUP_LAG: M =
-    M::gauge("redline_queue_stream_group_lag", "Entries not yet delivered to the consumer group.");
+pub const QUEUE_STREAM_GROUP_LAG: M = M::gauge(
+    "redline_queue_stream_group_lag",
+    "Entries not yet delivered to the consumer group (XINFO's lag, or counted where XINFO has none).",
+);
+/// Group lag is a lower bound.
+pub const QUEUE_STREAM_GROUP_LAG_LOWER_BOUND: M = M::gauge(
+    "redline_queue_stream_group_lag_lower_bound",
+    "1 when redline_queue_stream_group_lag is a lower bound: XINFO had no lag and more entries were undelivered than redline counts per collection.",
+);
 /// Group pending.
 pub const QUEUE_STREAM_GROUP_PENDING: M = M::gauge(
     "redline_queue_stream_group_pending",
@@ -345,11 +386,6 @@ pub const QUEUE_COUNT_UNCERTAIN: M = M::counter(
 pub const QUEUE_JOBS_ESTIMATED: M = M::gauge(
     "redline_queue_jobs_estimated",
     "1 if redline_queue_jobs for this state is an estimate (Celery active from a pass over a large unacked hash), else 0.",
-);
-/// Whether the oldest-ready age is only a lower bound.
-pub const QUEUE_OLDEST_READY_AGE_LOWER_BOUND: M = M::gauge(
-    "redline_queue_oldest_ready_age_lower_bound",
-    "1 if redline_queue_oldest_ready_age_seconds may be below the truth (bounded scan, or jobs present before redline first saw them), else 0.",
 );
 /// Round trips to Redis.
 pub const REDIS_ROUND_TRIPS: M = M::counter(

@@ -13,9 +13,10 @@ use common::{bull_js, value, Daemon, PgServer, RedisServer};
 /// The README's ACL rule after `ACL SETUSER redline on >password`, word for word.
 const REDIS_ACL: &str = "resetkeys ~* resetchannels -@all \
     +ping +info +config|get +slowlog|get +slowlog|len +latency|latest +latency|histogram \
-    +client|list +scan +exists +smembers +script|load +evalsha \
-    +type +time +get +hget +hlen +hmget +hvals +lindex +llen +lrange +scard +zcard +zcount \
-    +zrange +zrangebyscore +zrevrange +xinfo|groups +xlen +xpending +xrange";
+    +client|list +scan +exists +smembers +srandmember +script|load +evalsha +multi +exec \
+    +type +time +get +strlen +hget +hexists +hlen +hmget +hscan +hstrlen +hvals +lindex +llen \
+    +lpos +lrange +scard +zcard +zcount +zrange +zrangebyscore +zrevrange +zscore \
+    +xinfo|groups +xinfo|stream +xlen +xpending +xrange +cluster|info +cluster|nodes +cluster|shards";
 
 /// Waits until `ok` holds for a scrape; on time-out, fails with the last scrape and the log.
 fn wait_showing(d: &Daemon, what: &str, ok: impl Fn(&str) -> bool) {

@@ -1,13 +1,23 @@
-// Creates real queue data with the real libraries for redline's tests and benchmarks.
-// usage: node bull.js <lib: bullmq|bullmq5|bull> <add|work|seed> [json options]
-//   add:  {port, queue, prefix, count, delay, priority}            -> adds jobs, prints "ok"
-//   work: {port, queue, prefix, ms, failEvery, seconds, attempts,
-//          lockDuration, stalledInterval}                       -> processes jobs for `seconds`
-//   take: {port, queue, prefix, lockDuration}                       -> leaves one job active
-//   produce: {port, queue, prefix, rate, seconds}                   -> adds `rate` jobs a second
-//   times: {port, queue, prefix}  -> prints {"wait": [timestamp…], "active": [processedOn…]}, oldest first
-//   seed: {port, queues, prefix, perState}                          -> many queues (benchmark)
-//   counts: {port|cluster, queue, prefix}                        -> prints getJobCounts() as JSON
+// Creates real queue data with the real libraries for redline's tests and benchmarks, and reads
+// the ground truth back through the libraries' own APIs.
+// usage: node bull.js <lib: bullmq|bullmq5|bull> <action> [json options]
+//   add:    {port, queue, prefix, count, delay, priority, attempts, backoff, lifo, timestamp,
+//            removeOnComplete, removeOnFail, spacing, maxLenEvents}
+//           -> adds jobs (addBulk, or one by one `spacing` ms apart), prints "ok"
+//   work:   {port, queue, prefix, ms, failEvery, failAttempts, seconds, until, concurrency,
+//            metrics, lockDuration, stalledInterval}
+//           -> processes jobs until `until` jobs finished for good or `seconds` passed; prints
+//              {"completed", "failed", "retried"} as the worker saw them
+//   truth:  {port, queue, prefix} -> prints what the library itself reports (counts, paused,
+//           workers, oldest ready job, metrics counts, retries of the finished jobs still kept)
+//   add and truth also take {batches: [{queue, ...options}, ...]}: one process for many queues
+//   (truth then prints an object keyed by queue); add's batches may set {pause: true}
+//   pause / resume: {port, queue, prefix}
+//   take:   {port, queue, prefix, lockDuration}                     -> leaves one job active
+//   seed:   {port, queues, prefix, perState}                        -> many queues (benchmark)
+//   produce: {port, queue, prefix, rate, seconds}                 -> adds `rate` jobs a second
+//   times:  {port, queue, prefix}  -> prints {"wait": [timestamp…], "active": [processedOn…]}, oldest first
+//   counts: {port|cluster, queue, prefix}                           -> prints getJobCounts() as JSON
 // Any action takes {"cluster": [port, …]} instead of port to go through a Redis Cluster.
 const [lib, action, raw] = process.argv.slice(2);
 const o = Object.assign({ port: 6379, queue: 'q', prefix: 'bull', count: 1, ms: 5, seconds: 3 }, JSON.parse(raw || '{}'));
@@ -21,26 +31,78 @@ const connection = o.cluster
 const lockOpts = {};
 if (o.lockDuration) lockOpts.lockDuration = o.lockDuration;
 if (o.stalledInterval) lockOpts.stalledInterval = o.stalledInterval;
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+// Job options shared by both libraries.
+function jobOpts(b) {
+  const opts = {};
+  for (const k of ['delay', 'priority', 'attempts', 'lifo', 'removeOnComplete', 'removeOnFail', 'timestamp']) {
+    if (b[k] !== undefined) opts[k] = b[k];
+  }
+  if (b.backoff) opts.backoff = { type: 'fixed', delay: b.backoff };
+  return opts;
+}
+
+// `add` and `truth` take one queue, or a list: {batches: [{queue, ...}, ...]} runs each in turn
+// (one node process for a whole scenario), the top-level options as defaults.
+const batches = () => (o.batches || [{}]).map(b => Object.assign({}, o, b));
+
+// A processor that fails every `failEvery`-th call and the first `failAttempts` attempts of each
+// job, counting what it did: the worker's own view of completions, failures and retries.
+function processor(seen) {
+  let n = 0;
+  return async job => {
+    n += 1;
+    await sleep(o.ms);
+    const attempts = (job.opts && job.opts.attempts) || 1;
+    const fail = (o.failEvery && n % o.failEvery === 0) || (o.failAttempts && job.attemptsMade < o.failAttempts);
+    if (!fail) { seen.completed += 1; return 'ok'; }
+    if (job.attemptsMade + 1 >= attempts) seen.failed += 1; else seen.retried += 1;
+    throw new Error('boom');
+  };
+}
+
+async function runUntil(seen) {
+  const deadline = Date.now() + o.seconds * 1000;
+  while (Date.now() < deadline && !(o.until && seen.completed + seen.failed >= o.until)) await sleep(20);
+}
+
+// The oldest job that could run now, from the library's own job lists.
+function oldestReady(ready, delayed, now) {
+  let oldest = null;
+  const older = t => { if (oldest === null || t < oldest) oldest = t; };
+  for (const j of ready) if (j) older(j.timestamp + (j.delay || 0));
+  for (const j of delayed) if (j && j.timestamp + (j.delay || 0) <= now) older(j.timestamp + (j.delay || 0));
+  return oldest;
+}
 
 async function bullmq(pkg) {
   const { Queue, Worker } = require(pkg);
+  const qopts = { connection, prefix: o.prefix };
+  if (o.maxLenEvents) qopts.streams = { events: { maxLen: o.maxLenEvents } };
   if (action === 'add') {
-    const q = new Queue(o.queue, { connection, prefix: o.prefix });
-    const opts = {};
-    if (o.delay) opts.delay = o.delay;
-    if (o.priority) opts.priority = o.priority;
-    if (o.attempts) opts.attempts = o.attempts;
-    await q.addBulk(Array.from({ length: o.count }, (_, i) => ({ name: 'job', data: { i }, opts })));
-    await q.close();
+    for (const b of batches()) {
+      const q = new Queue(b.queue, { ...qopts, prefix: b.prefix });
+      const opts = jobOpts(b);
+      if (b.spacing) {
+        for (let i = 0; i < b.count; i++) {
+          await q.add('job', { i }, opts);
+          if (i + 1 < b.count) await sleep(b.spacing);
+        }
+      } else {
+        await q.addBulk(Array.from({ length: b.count }, (_, i) => ({ name: 'job', data: { i }, opts })));
+      }
+      if (b.pause) await q.pause();
+      await q.close();
+    }
   } else if (action === 'work') {
-    let n = 0;
-    const w = new Worker(o.queue, async () => {
-      n += 1;
-      await new Promise(r => setTimeout(r, o.ms));
-      if (o.failEvery && n % o.failEvery === 0) throw new Error('boom');
-    }, { connection, prefix: o.prefix, name: 'redline-test', ...lockOpts });
-    await new Promise(r => setTimeout(r, o.seconds * 1000));
+    const seen = { completed: 0, failed: 0, retried: 0 };
+    const wopts = { connection, prefix: o.prefix, name: 'redline-test', concurrency: o.concurrency || 1, ...lockOpts };
+    if (o.metrics) wopts.metrics = { maxDataPoints: 60 };
+    const w = new Worker(o.queue, processor(seen), wopts);
+    await runUntil(seen);
     await w.close();
+    console.log(JSON.stringify(seen));
   } else if (action === 'counts') {
     // The library's own numbers, to check redline's against.
     const q = new Queue(o.queue, { connection, prefix: o.prefix });
@@ -62,6 +124,29 @@ async function bullmq(pkg) {
     const active = (await q.getJobs(['active'], 0, -1, true)).map(j => j.processedOn).sort((a, b) => a - b);
     console.log(JSON.stringify({ wait, active }));
     await q.close();
+  } else if (action === 'truth') {
+    const all = {};
+    for (const b of batches()) {
+      const q = new Queue(b.queue, { ...qopts, prefix: b.prefix, skipMetasUpdate: true });
+      const now = Date.now();
+      const counts = await q.getJobCounts();
+      const ready = await q.getJobs(['waiting', 'prioritized', 'paused'], 0, -1);
+      const delayed = await q.getJobs(['delayed'], 0, -1);
+      const finished = await q.getJobs(['completed', 'failed'], 0, -1);
+      const metrics = async t => (await q.getMetrics(t, 0, 0)).meta.count;
+      all[b.queue] = {
+        now, counts, paused: await q.isPaused(), workers: (await q.getWorkers()).length,
+        oldestReady: oldestReady(ready, delayed, now),
+        metrics: { completed: await metrics('completed'), failed: await metrics('failed') },
+        retriesKept: finished.filter(Boolean).reduce((s, j) => s + Math.max(0, (j.attemptsMade || 0) - 1), 0),
+      };
+      await q.close();
+    }
+    console.log(JSON.stringify(o.batches ? all : all[o.queue]));
+  } else if (action === 'pause' || action === 'resume') {
+    const q = new Queue(o.queue, qopts);
+    await q[action]();
+    await q.close();
   } else if (action === 'take') {
     // Moves one job to active by manual processing and leaves it there, as a worker that
     // died mid-job would (its lock expires after lockDuration).
@@ -70,8 +155,7 @@ async function bullmq(pkg) {
     await w.close();
   } else if (action === 'seed-one') {
     // One queue with jobs in every state, finished by manual processing (no worker loop).
-    const { Worker } = require(pkg);
-    const q = new Queue(o.queue, { connection, prefix: o.prefix });
+    const q = new Queue(o.queue, qopts);
     const k = o.perState || 5;
     const many = (n, opts) => Array.from({ length: n }, (_, i) => ({ name: 'j', data: { i }, opts }));
     await q.addBulk(many(2 * k, {}));
@@ -115,24 +199,61 @@ async function bullmq(pkg) {
 
 async function bull() {
   const Queue = require('bull');
-  const q = new Queue(o.queue, { redis: { host: '127.0.0.1', port: o.port }, prefix: o.prefix, settings: lockOpts });
+  const settings = { ...lockOpts };
+  const queue = b => {
+    const qopts = { redis: { host: '127.0.0.1', port: o.port }, prefix: b.prefix, settings };
+    if (b.metrics) qopts.metrics = { maxDataPoints: 60 };
+    return new Queue(b.queue, qopts);
+  };
   if (action === 'add') {
-    const opts = {};
-    if (o.delay) opts.delay = o.delay;
-    if (o.priority) opts.priority = o.priority;
-    for (let i = 0; i < o.count; i++) await q.add({ i }, opts);
-  } else if (action === 'work') {
-    let n = 0;
-    q.process(async () => {
-      n += 1;
-      await new Promise(r => setTimeout(r, o.ms));
-      if (o.failEvery && n % o.failEvery === 0) throw new Error('boom');
-    });
-    await new Promise(r => setTimeout(r, o.seconds * 1000));
+    for (const b of batches()) {
+      const q = queue(b);
+      const opts = jobOpts(b);
+      for (let i = 0; i < b.count; i++) {
+        await q.add({ i }, opts);
+        if (b.spacing && i + 1 < b.count) await sleep(b.spacing);
+      }
+      if (b.pause) await q.pause();
+      await q.close();
+    }
+    return;
+  }
+  if (action === 'truth') {
+    const all = {};
+    for (const b of batches()) {
+      const q = queue(b);
+      const now = Date.now();
+      const counts = await q.getJobCounts();
+      const ready = await q.getJobs(['waiting', 'paused'], 0, -1);
+      const delayed = await q.getJobs(['delayed'], 0, -1);
+      const finished = await q.getJobs(['completed', 'failed'], 0, -1);
+      const metrics = async t => (await q.getMetrics(t, 0, 0)).meta.count;
+      // Bull counts failed attempts: a completed job retried attemptsMade times, a failed one once less.
+      const retries = j => (j.finishedOn && j.failedReason !== undefined && j.failedReason !== null && j.attemptsMade >= ((j.opts && j.opts.attempts) || 1))
+        ? Math.max(0, j.attemptsMade - 1) : (j.attemptsMade || 0);
+      all[b.queue] = {
+        now, counts, paused: await q.isPaused(), workers: (await q.getWorkers()).length,
+        oldestReady: oldestReady(ready, delayed, now),
+        metrics: { completed: await metrics('completed'), failed: await metrics('failed') },
+        retriesKept: finished.filter(Boolean).reduce((s, j) => s + retries(j), 0),
+      };
+      await q.close();
+    }
+    console.log(JSON.stringify(o.batches ? all : all[o.queue]));
+    return;
+  }
+  const q = queue(o);
+  if (action === 'work') {
+    const seen = { completed: 0, failed: 0, retried: 0 };
+    q.process(o.concurrency || 1, processor(seen));
+    await runUntil(seen);
+    console.log(JSON.stringify(seen));
+  } else if (action === 'pause' || action === 'resume') {
+    await q[action]();
   }
   await q.close();
 }
 
 (lib === 'bull' ? bull() : bullmq(lib === 'bullmq5' ? 'bullmq5' : 'bullmq'))
-  .then(() => { console.log('ok'); process.exit(0); })
+  .then(() => { if (action !== 'work' && action !== 'truth') console.log('ok'); process.exit(0); })
   .catch(e => { console.error(e); process.exit(1); });

@@ -345,7 +345,7 @@ pub fn read(
     }
     r.oldest_ready_age = oldest.map_or(0.0, |o| ((now - o) / 1000.0).max(0.0));
     r.oldest_ready_ms = oldest;
-    r.extra.push((&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, vec![], if lower { 1.0 } else { 0.0 }));
+    r.oldest_lower_bound = Some(lower);
     // Learn the separator from kombu's binding (used from the next collection on).
     if s.sep.is_none() {
         let learned = f

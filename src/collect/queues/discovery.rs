@@ -1,15 +1,43 @@
 //! Background queue discovery, never on the collection path. Systems that keep a registry of
 //! their queues (RQ's `rq:queues`, Sidekiq's `queues`, kombu's bindings) are read directly;
 //! the others are found by SCAN for a marker key, a bounded amount of work per round.
+//!
+//! Discovery never takes another system's or another prefix's keys: BullMQ and Bull share key
+//! names (Bull 4 writes `<q>:meta` too, to mirror its pause flag), so a candidate is classified by
+//! the fields only BullMQ writes; BullMQ forbids `:` in queue names; a key under a longer
+//! configured prefix belongs to that prefix's source; BullMQ's `<q>:events` streams are not
+//! application streams. A source that fails (wrong key type, refused command) or a key that is
+//! not UTF-8 is skipped, counted in `redline_queue_discovery_errors_total`, logged once, and
+//! tried again on the next pass; the other sources go on.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
+use redis::Value;
 
 use super::{QueueRef, QueueSource, System};
+
+/// Why discovery skipped something; the `reason` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Skip {
+    /// A key or registry member that is not UTF-8 (queue names are label values).
+    BadKey,
+    /// The source's read failed: a registry of the wrong type, a refused command, a lost connection.
+    ReadFailed,
+}
+
+impl Skip {
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Skip::BadKey => "bad_key",
+            Skip::ReadFailed => "read_failed",
+        }
+    }
+}
 
 /// What discovery found so far.
 #[derive(Debug, Default, Clone)]
@@ -18,6 +46,8 @@ pub struct Found {
     pub queues: BTreeSet<QueueRef>,
     /// Wall time of the last complete pass.
     pub last_pass: Option<Duration>,
+    /// Keys and sources skipped since start, by (system, prefix, reason).
+    pub errors: BTreeMap<(System, String, Skip), u64>,
 }
 
 /// Discovery settings.
@@ -45,19 +75,19 @@ enum Method {
 fn method(system: System, prefix: &str) -> Method {
     let esc = glob_escape(prefix);
     match system {
-        // BullMQ writes `meta` (event stream settings, version) with the first job.
+        // BullMQ writes `meta` (event stream settings, version) when a Queue is created.
         System::Bullmq => Method::Scan {
             pattern: format!("{esc}:*:meta"),
             head: format!("{prefix}:"),
             tail: ":meta",
-            key_type: None,
+            key_type: Some("hash"),
         },
-        // Bull has no `meta`; every queue that ever had a job has its id counter.
+        // Every Bull queue that ever had a job has its id counter (BullMQ's too: told apart later).
         System::Bull => Method::Scan {
             pattern: format!("{esc}:*:id"),
             head: format!("{prefix}:"),
             tail: ":id",
-            key_type: None,
+            key_type: Some("string"),
         },
         System::Rq => Method::Members { key: format!("{prefix}:queues"), strip: format!("{prefix}:queue:") },
         System::Sidekiq => {
@@ -91,11 +121,37 @@ fn name_of(key: &str, head: &str, tail: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_string())
 }
 
+/// Whether `key` lies under another configured BullMQ/Bull source whose prefix extends `prefix`
+/// (`myapp:v2:d3:meta` belongs to prefix `myapp:v2`, not to `myapp` as queue `v2:d3`).
+fn under_longer_prefix(key: &str, prefix: &str, sources: &[QueueSource]) -> bool {
+    sources.iter().filter(|s| matches!(s.system, System::Bullmq | System::Bull)).any(|s| {
+        let other = s.prefix();
+        other.len() > prefix.len() && other.starts_with(prefix) && key.starts_with(&format!("{other}:"))
+    })
+}
+
 /// Celery's own broadcast and reply exchanges: their queues are per-worker and short-lived.
 fn is_celery_internal(binding_key: &str) -> bool {
     ["celeryev", "celery.pidbox", "reply.celery.pidbox"]
         .iter()
         .any(|x| binding_key.ends_with(&format!(".{x}")))
+}
+
+/// Keys found by a scan: the UTF-8 ones, and how many were not.
+#[derive(Debug, Default)]
+struct Keys {
+    ok: Vec<String>,
+    bad: u64,
+}
+
+/// Splits binary keys into UTF-8 names and a count of the others.
+fn utf8_keys(raw: Vec<Vec<u8>>, into: &mut Keys) {
+    for k in raw {
+        match String::from_utf8(k) {
+            Ok(s) => into.ok.push(s),
+            Err(_) => into.bad += 1,
+        }
+    }
 }
 
 /// Scans one pattern to the end, pausing when a round's budget is spent.
@@ -105,9 +161,9 @@ async fn scan(
     key_type: Option<&str>,
     budget: &Budget,
     round_start: &mut tokio::time::Instant,
-) -> redis::RedisResult<Vec<String>> {
+) -> redis::RedisResult<Keys> {
     let mut cursor: u64 = 0;
-    let mut out = Vec::new();
+    let mut out = Keys::default();
     loop {
         let mut cmd = redis::cmd("SCAN");
         cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
@@ -115,8 +171,9 @@ async fn scan(
             cmd.arg("TYPE").arg(t);
         }
         budget.round_trips.fetch_add(1, Ordering::Relaxed);
-        let (next, keys): (u64, Vec<String>) = cmd.query_async(conn).await?;
-        out.extend(keys);
+        // Keys as bytes: one key that is not UTF-8 must not fail the whole scan.
+        let (next, keys): (u64, Vec<Vec<u8>>) = cmd.query_async(conn).await?;
+        utf8_keys(keys, &mut out);
         cursor = next;
         if cursor == 0 {
             return Ok(out);
@@ -129,85 +186,215 @@ async fn scan(
     }
 }
 
+/// Candidates classified per pipeline (bounds one request's size).
+const CLASSIFY_CHUNK: usize = 500;
+
+/// For each queue base (`<prefix>:<name>`), whether it is a BullMQ queue: its `meta` hash holds a
+/// field only BullMQ writes (`version`, `opts.maxLenEvents`), or it has an `events` stream. Bull 4
+/// writes `meta` only to mirror its pause flag, and keeps no stream.
+async fn bullmq_bases(
+    conn: &mut MultiplexedConnection,
+    bases: &[String],
+    budget: &Budget,
+) -> redis::RedisResult<Vec<bool>> {
+    let mut out = Vec::with_capacity(bases.len());
+    for chunk in bases.chunks(CLASSIFY_CHUNK) {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for b in chunk {
+            pipe.cmd("HMGET").arg(format!("{b}:meta")).arg("version").arg("opts.maxLenEvents");
+            pipe.cmd("TYPE").arg(format!("{b}:events"));
+        }
+        budget.round_trips.fetch_add(1, Ordering::Relaxed);
+        let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(conn).await?;
+        for pair in replies.chunks(2) {
+            let meta = matches!(pair.first(), Some(Ok(Value::Array(f))) if f.iter().any(|v| !matches!(v, Value::Nil)));
+            let stream = matches!(pair.get(1), Some(Ok(v)) if type_name(v) == Some("stream"));
+            out.push(meta || stream);
+        }
+    }
+    Ok(out)
+}
+
+/// For each stream key ending in `:events`, whether it is a BullMQ/Bull queue's event stream
+/// (the queue's `meta` or `id` key sits beside it).
+async fn queue_event_streams(
+    conn: &mut MultiplexedConnection,
+    keys: &[String],
+    budget: &Budget,
+) -> redis::RedisResult<Vec<bool>> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(CLASSIFY_CHUNK) {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        for k in chunk {
+            let base = k.strip_suffix(":events").unwrap_or(k);
+            pipe.cmd("EXISTS").arg(format!("{base}:meta")).arg(format!("{base}:id"));
+        }
+        budget.round_trips.fetch_add(1, Ordering::Relaxed);
+        let replies: Vec<redis::RedisResult<Value>> = pipe.query_async(conn).await?;
+        out.extend(replies.iter().map(|r| matches!(r, Ok(Value::Int(n)) if *n > 0)));
+    }
+    Ok(out)
+}
+
+fn type_name(v: &Value) -> Option<&str> {
+    match v {
+        Value::SimpleString(s) => Some(s),
+        Value::Okay => Some("OK"),
+        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+        _ => None,
+    }
+}
+
 /// Finds the queue names of one source.
 async fn find(
     conn: &mut MultiplexedConnection,
     s: &QueueSource,
+    all: &[QueueSource],
     budget: &Budget,
     round_start: &mut tokio::time::Instant,
-) -> redis::RedisResult<Vec<String>> {
-    match method(s.system, s.prefix()) {
+) -> redis::RedisResult<Keys> {
+    let prefix = s.prefix();
+    match method(s.system, prefix) {
         Method::Scan { pattern, head, tail, key_type } => {
             let keys = scan(conn, &pattern, key_type, budget, round_start).await?;
-            let mut names: Vec<String> = keys.iter().filter_map(|k| name_of(k, &head, tail)).collect();
-            if s.system == System::Bull && !names.is_empty() {
-                // A BullMQ queue has an id counter too; its `meta` key tells them apart.
-                let mut pipe = redis::pipe();
-                for n in &names {
-                    pipe.cmd("EXISTS").arg(format!("{head}{n}:meta"));
+            let mut names: Vec<String> = keys
+                .ok
+                .iter()
+                .filter(|k| s.system == System::Stream || !under_longer_prefix(k, prefix, all))
+                .filter_map(|k| name_of(k, &head, tail))
+                .collect();
+            match s.system {
+                // BullMQ rejects `:` in queue names: `a:b` under this prefix is another prefix's queue.
+                System::Bullmq => names.retain(|n| !n.contains(':')),
+                System::Stream => {
+                    let events: Vec<String> = names
+                        .iter()
+                        .filter(|n| n.ends_with(":events"))
+                        .map(|n| format!("{head}{n}"))
+                        .collect();
+                    if !events.is_empty() {
+                        let flags = queue_event_streams(conn, &events, budget).await?;
+                        let queue_streams: HashSet<&String> =
+                            events.iter().zip(flags).filter(|(_, f)| *f).map(|(k, _)| k).collect();
+                        names.retain(|n| !queue_streams.contains(&format!("{head}{n}")));
+                    }
                 }
-                budget.round_trips.fetch_add(1, Ordering::Relaxed);
-                let is_bullmq: Vec<bool> = pipe.query_async(conn).await?;
-                let mut flags = is_bullmq.into_iter();
-                names.retain(|_| !flags.next().unwrap_or(false));
+                _ => {}
             }
-            Ok(names)
+            if matches!(s.system, System::Bullmq | System::Bull) && !names.is_empty() {
+                let bases: Vec<String> = names.iter().map(|n| format!("{head}{n}")).collect();
+                let is_bullmq = bullmq_bases(conn, &bases, budget).await?;
+                let want = s.system == System::Bullmq;
+                let mut flags = is_bullmq.into_iter();
+                names.retain(|_| flags.next().unwrap_or(false) == want);
+            }
+            Ok(Keys { ok: names, bad: keys.bad })
         }
         Method::Members { key, strip } => {
             budget.round_trips.fetch_add(1, Ordering::Relaxed);
-            let members: Vec<String> = redis::cmd("SMEMBERS").arg(&key).query_async(conn).await?;
-            Ok(members.iter().filter_map(|m| name_of(m, &strip, "")).collect())
+            let raw: Vec<Vec<u8>> = redis::cmd("SMEMBERS").arg(&key).query_async(conn).await?;
+            let mut members = Keys::default();
+            utf8_keys(raw, &mut members);
+            Ok(Keys {
+                ok: members.ok.iter().filter_map(|m| name_of(m, &strip, "")).collect(),
+                bad: members.bad,
+            })
         }
         Method::KombuBindings { pattern } => {
-            let keys = scan(conn, &pattern, Some("set"), budget, round_start).await?;
-            let keys: Vec<&String> = keys.iter().filter(|k| !is_celery_internal(k)).collect();
-            if keys.is_empty() {
-                return Ok(Vec::new());
+            let mut keys = scan(conn, &pattern, Some("set"), budget, round_start).await?;
+            keys.ok.retain(|k| !is_celery_internal(k));
+            if keys.ok.is_empty() {
+                return Ok(Keys { ok: Vec::new(), bad: keys.bad });
             }
             let mut pipe = redis::pipe();
-            for k in &keys {
-                pipe.cmd("SMEMBERS").arg(*k);
+            pipe.ignore_errors();
+            for k in &keys.ok {
+                pipe.cmd("SMEMBERS").arg(k);
             }
             budget.round_trips.fetch_add(1, Ordering::Relaxed);
-            let members: Vec<Vec<String>> = pipe.query_async(conn).await?;
-            Ok(members
-                .iter()
-                .flatten()
-                .filter_map(|m| super::celery::binding_queue(m, s.sep.as_deref()))
-                .collect())
+            // One binding key of another type or with a non-UTF-8 member spoils only itself.
+            let replies: Vec<redis::RedisResult<Vec<Vec<u8>>>> = pipe.query_async(conn).await?;
+            let mut members = Keys { ok: Vec::new(), bad: keys.bad };
+            for r in replies {
+                match r {
+                    Ok(raw) => utf8_keys(raw, &mut members),
+                    Err(_) => members.bad += 1,
+                }
+            }
+            Ok(Keys {
+                ok: members
+                    .ok
+                    .iter()
+                    .filter_map(|m| super::celery::binding_queue(m, s.sep.as_deref()))
+                    .collect(),
+                bad: members.bad,
+            })
         }
     }
 }
 
-/// Runs discovery passes until the connection fails (the collector restarts it on reconnect).
+/// Runs discovery passes until the task is aborted (the collector restarts it on reconnect). A
+/// failed source keeps what it found before and is tried again on the next pass.
 pub async fn run(
     mut conn: MultiplexedConnection,
     sources: Vec<QueueSource>,
     found: Arc<RwLock<Found>>,
     budget: Budget,
 ) {
+    let all = sources.clone();
     let sources: Vec<QueueSource> = sources.into_iter().filter(QueueSource::discovers).collect();
     if sources.is_empty() {
         return;
     }
+    // Sources already reported in the log: each problem is logged once, then counted.
+    let mut logged: HashSet<(System, String, Skip)> = HashSet::new();
     loop {
         let started = tokio::time::Instant::now();
         let mut round_start = started;
         let mut pass: BTreeSet<QueueRef> = BTreeSet::new();
         for s in &sources {
-            let names = match find(&mut conn, s, &budget, &mut round_start).await {
-                Ok(n) => n,
+            let prefix = s.prefix().to_string();
+            let result = find(&mut conn, s, &all, &budget, &mut round_start).await;
+            let mut f = found.write().unwrap_or_else(|p| p.into_inner());
+            let problem = match result {
+                Ok(keys) => {
+                    for name in keys.ok.into_iter().filter(|n| !n.is_empty()) {
+                        let q = QueueRef { system: s.system, prefix: prefix.clone(), name };
+                        // Publish as we go so new queues show up before the whole pass ends.
+                        f.queues.insert(q.clone());
+                        pass.insert(q);
+                    }
+                    (keys.bad > 0).then(|| {
+                        (Skip::BadKey, keys.bad, format!("{} key(s) or member(s) not UTF-8", keys.bad))
+                    })
+                }
                 Err(e) => {
-                    tracing::debug!(system = s.system.as_str(), "queue discovery stopped: {e}");
-                    return;
+                    // Keep what this source had: one bad pass must not make its queues vanish.
+                    pass.extend(
+                        f.queues.iter().filter(|q| q.system == s.system && q.prefix == prefix).cloned(),
+                    );
+                    // Server error text names the command and key, never credentials; bounded.
+                    let mut detail = e.to_string();
+                    let mut end = detail.len().min(200);
+                    while !detail.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    detail.truncate(end);
+                    Some((Skip::ReadFailed, 1, detail))
                 }
             };
-            let mut f = found.write().unwrap_or_else(|p| p.into_inner());
-            for name in names.into_iter().filter(|n| !n.is_empty()) {
-                let q = QueueRef { system: s.system, prefix: s.prefix().to_string(), name };
-                // Publish as we go so new queues show up before the whole pass ends.
-                f.queues.insert(q.clone());
-                pass.insert(q);
+            if let Some((skip, n, detail)) = problem {
+                *f.errors.entry((s.system, prefix.clone(), skip)).or_default() += n;
+                if logged.insert((s.system, prefix.clone(), skip)) {
+                    tracing::warn!(
+                        system = s.system.as_str(),
+                        prefix = %prefix,
+                        "queue discovery skipped {}: {detail}; counted in redline_queue_discovery_errors_total, retried every pass",
+                        skip.as_str()
+                    );
+                }
             }
         }
         {
@@ -224,6 +411,11 @@ pub async fn run(
 mod tests {
     use super::*;
 
+    fn source(system: System, prefix: &str) -> QueueSource {
+        serde_yaml_ng::from_str(&format!("system: {}\nprefix: \"{prefix}\"", system.as_str()))
+            .expect("source")
+    }
+
     #[test]
     fn names_come_from_marker_keys_including_colons_and_hash_tags() {
         let Method::Scan { pattern, head, tail, .. } = method(System::Bullmq, "{bull}") else {
@@ -234,6 +426,24 @@ mod tests {
         assert_eq!(name_of("{bull}::meta", &head, tail), None);
         let Method::Scan { pattern, .. } = method(System::Bull, "a*b") else { panic!("scan") };
         assert_eq!(pattern, "a\\*b:*:id");
+    }
+
+    #[test]
+    fn a_longer_configured_prefix_owns_its_keys() {
+        let all = [source(System::Bullmq, "myapp"), source(System::Bull, "myapp:v2")];
+        assert!(under_longer_prefix("myapp:v2:d3:meta", "myapp", &all));
+        assert!(!under_longer_prefix("myapp:v2:d3:meta", "myapp:v2", &all));
+        assert!(!under_longer_prefix("myapp:orders:meta", "myapp", &all));
+        // `myapp:v20` is not under `myapp:v2`.
+        assert!(!under_longer_prefix("myapp:v20:meta", "myapp", &all));
+    }
+
+    #[test]
+    fn keys_that_are_not_utf8_are_counted_not_fatal() {
+        let mut k = Keys::default();
+        utf8_keys(vec![b"bull:a:meta".to_vec(), vec![0xff, 0xfe], b"bull:b:meta".to_vec()], &mut k);
+        assert_eq!(k.ok, ["bull:a:meta", "bull:b:meta"]);
+        assert_eq!(k.bad, 1);
     }
 
     #[test]

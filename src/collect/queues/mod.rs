@@ -89,6 +89,20 @@ pub struct Reading {
     pub tracks_finished: bool,
     /// The system keeps no record of retries: no retried counter rather than a false 0.
     pub retries_unknown: bool,
+    /// Jobs seen being added since the previous collection, for systems that count adds as
+    /// events rather than keep a lifetime total.
+    pub added_new: Option<f64>,
+    /// Events (or finished jobs) the source dropped before redline read them, since the previous
+    /// collection: the counters miss up to this many.
+    pub events_lost: f64,
+    /// Events written but not read yet (the counters are behind by this many, caught up later).
+    pub events_backlog: Option<f64>,
+    /// Finished jobs counted but not timed (their start or ready time is unknown).
+    pub untimed_new: f64,
+    /// Whether the completed/failed counters come from a source that sees every job.
+    pub counters_exact: Option<bool>,
+    /// Whether `oldest_ready_age` is only a lower bound (a bounded read stopped short).
+    pub oldest_lower_bound: Option<bool>,
     /// System-specific samples: definition, labels beyond target/system/queue, value.
     pub extra: Vec<(&'static MetricDef, Vec<Label>, f64)>,
 }
@@ -108,9 +122,41 @@ impl Reading {
     /// Whether the system's keys let redline count finished jobs and time them.
     fn counts_jobs(&self) -> bool {
         self.completed_total.is_some()
+            || self.counters_exact.is_some()
             || self.completed_new > 0.0
             || self.failed_new > 0.0
             || self.tracks_finished
+    }
+}
+
+/// Where a counter's value comes from; chosen when the counter first has one and kept for the
+/// series' life, so a counter never jumps when a key appears or disappears.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// A lifetime total the queue keeps (`completed_total`, `added_total`: Bull's id counter).
+    Totals,
+    /// Jobs redline saw finishing, added up since it started.
+    Deltas,
+}
+
+/// A counter fed by lifetime totals: a total that goes down (key deleted, queue obliterated) is a
+/// reset of the source, not of the counter, which stays monotonic.
+#[derive(Debug, Default, Clone, Copy)]
+struct Total {
+    last: f64,
+    offset: f64,
+}
+
+impl Total {
+    /// The counter value after the source reported `total` (or nothing this time).
+    fn update(&mut self, total: Option<f64>) -> f64 {
+        if let Some(t) = total.filter(|t| t.is_finite() && *t >= 0.0) {
+            if t < self.last {
+                self.offset += self.last;
+            }
+            self.last = t;
+        }
+        self.offset + self.last
     }
 }
 
@@ -119,9 +165,17 @@ impl Reading {
 pub struct QueueState {
     /// System-specific cursors (e.g. last finished score seen).
     pub cursors: [Option<f64>; 2],
+    /// BullMQ/Bull: events-stream and finished-set cursors, jobs in flight.
+    pub(crate) jobs: Option<Box<bullmq::Tracker>>,
+    source: Option<Source>,
+    added_source: Option<Source>,
+    totals: [Total; 3],
+    added: f64,
     completed: f64,
     failed: f64,
     retried: f64,
+    lost: f64,
+    untimed: f64,
     wait: Histogram,
     processing: Histogram,
     /// RQ: registry bands, result_ttl lines, jobs timed.
@@ -239,10 +293,8 @@ impl Queues {
         let before = pipe.cmd_iter().count();
         for s in &systems {
             match s {
-                // Bull shares BullMQ's script.
                 System::Bullmq => bullmq::load_script(pipe),
-                System::Bull if !systems.contains(&System::Bullmq) => bullmq::load_script(pipe),
-                System::Bull => {}
+                System::Bull => bull::load_script(pipe),
                 System::Rq => rq::load_script(pipe),
                 System::Sidekiq => sidekiq::load_scripts(pipe),
                 System::Celery => celery::load_scripts(pipe),
@@ -277,10 +329,8 @@ impl Queues {
         for q in queues {
             let st = self.state.entry(q.clone()).or_default();
             let cmds = match q.system {
-                System::Bullmq => {
-                    bullmq::add_commands(pipe, &q, st, self.max_samples, bullmq::Layout::Bullmq)
-                }
-                System::Bull => bullmq::add_commands(pipe, &q, st, self.max_samples, bullmq::Layout::Bull),
+                System::Bullmq => bullmq::add_commands(pipe, &q, st),
+                System::Bull => bull::add_commands(pipe, &q, st, self.max_samples),
                 System::Rq => rq::add_commands(pipe, &q, st, self.max_samples),
                 System::Sidekiq => sidekiq::add_commands(pipe, &q),
                 System::Celery => celery::add_commands(pipe, &q, st, &celery::settings(&self.sources, &q)),
@@ -333,8 +383,8 @@ impl Queues {
             i += cmds;
             let st = self.state.entry(q.clone()).or_default();
             let result = match q.system {
-                System::Bullmq => bullmq::read(slice, st, bullmq::Layout::Bullmq),
-                System::Bull => bullmq::read(slice, st, bullmq::Layout::Bull),
+                System::Bullmq => bullmq::read(slice, st),
+                System::Bull => bull::read(slice, st),
                 System::Rq => rq::read(slice, st),
                 System::Sidekiq => sidekiq::read(slice, &q, g.sidekiq.get(&q.prefix)),
                 System::Celery => {
@@ -425,11 +475,11 @@ impl Queues {
             l.extend(extra.iter().cloned());
             out.add(def, l, *v);
         }
+        if let Some(lb) = r.oldest_lower_bound {
+            out.add(&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, base(), if lb { 1.0 } else { 0.0 });
+        }
         if !r.counts_jobs() {
             return;
-        }
-        if let Some(a) = r.added_total {
-            out.add(&n::QUEUE_JOBS_ADDED, base(), a);
         }
         let Some(st) = self.state.get_mut(q) else { return };
         let slo_named = histogram::apply_slo_bounds(
@@ -439,18 +489,55 @@ impl Queues {
             &mut st.wait,
             &mut st.processing,
         );
-        st.completed += r.completed_new;
-        st.failed += r.failed_new;
-        st.retried += r.retries_new;
+        let finite = |v: f64| if v.is_finite() && v > 0.0 { v } else { 0.0 };
+        // Each counter keeps the source it had when it first had one.
+        if r.added_total.is_some() || r.added_new.is_some() {
+            let added_source = *st.added_source.get_or_insert(if r.added_total.is_some() {
+                Source::Totals
+            } else {
+                Source::Deltas
+            });
+            let added = match added_source {
+                Source::Totals => st.totals[0].update(r.added_total),
+                Source::Deltas => {
+                    st.added += finite(r.added_new.unwrap_or(0.0));
+                    st.added
+                }
+            };
+            out.add(&n::QUEUE_JOBS_ADDED, base(), added);
+        }
+        let source = *st.source.get_or_insert(if r.completed_total.is_some() || r.failed_total.is_some() {
+            Source::Totals
+        } else {
+            Source::Deltas
+        });
+        let (completed, failed) = match source {
+            Source::Totals => (st.totals[1].update(r.completed_total), st.totals[2].update(r.failed_total)),
+            Source::Deltas => {
+                st.completed += finite(r.completed_new);
+                st.failed += finite(r.failed_new);
+                (st.completed, st.failed)
+            }
+        };
+        st.retried += finite(r.retries_new);
+        st.lost += finite(r.events_lost);
+        st.untimed += finite(r.untimed_new);
         for (wait, processing) in &r.durations {
             st.wait.observe(*wait);
             st.processing.observe(*processing);
         }
-        // The queue's own metrics keys survive redline restarts; prefer them when present.
-        out.add(&n::QUEUE_JOBS_COMPLETED, base(), r.completed_total.unwrap_or(st.completed));
-        out.add(&n::QUEUE_JOBS_FAILED, base(), r.failed_total.unwrap_or(st.failed));
+        out.add(&n::QUEUE_JOBS_COMPLETED, base(), completed);
+        out.add(&n::QUEUE_JOBS_FAILED, base(), failed);
         if !r.retries_unknown {
             out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
+        }
+        if let Some(exact) = r.counters_exact {
+            out.add(&n::QUEUE_COUNTERS_EXACT, base(), if exact { 1.0 } else { 0.0 });
+            out.add(&n::QUEUE_EVENTS_LOST, base(), st.lost);
+            out.add(&n::QUEUE_JOBS_UNTIMED, base(), st.untimed);
+        }
+        if let Some(b) = r.events_backlog {
+            out.add(&n::QUEUE_EVENTS_BACKLOG, base(), b);
         }
         // Queues named in SLOs keep their histograms: the SLI is read from them.
         if !self.histograms && !slo_named {
@@ -467,7 +554,9 @@ impl Queues {
         let t = || label("target", self.target.clone());
         out.add(&n::QUEUE_DROPPED, vec![t()], self.dropped as f64);
         let found = self.discovered.read().unwrap_or_else(|p| p.into_inner());
-        for s in self.sources.iter().filter(|s| s.discovers()) {
+        let mut seen = BTreeSet::new();
+        // A source listed twice (same system and prefix) is one series.
+        for s in self.sources.iter().filter(|s| s.discovers() && seen.insert((s.system, s.prefix()))) {
             let count =
                 found.queues.iter().filter(|q| q.system == s.system && q.prefix == s.prefix()).count();
             let mut l = vec![t(), label("system", s.system.as_str())];
@@ -475,6 +564,14 @@ impl Queues {
                 l.push(label("prefix", s.prefix().to_string()));
             }
             out.add(&n::QUEUE_DISCOVERED, l, count as f64);
+        }
+        for ((system, prefix, skip), v) in &found.errors {
+            let mut l = vec![t(), label("system", system.as_str())];
+            if !prefix.is_empty() {
+                l.push(label("prefix", prefix.clone()));
+            }
+            l.push(label("reason", skip.as_str()));
+            out.add(&n::QUEUE_DISCOVERY_ERRORS, l, *v as f64);
         }
         if let Some(d) = found.last_pass {
             out.add(&n::QUEUE_DISCOVERY_DURATION, vec![t()], d.as_secs_f64());
@@ -528,15 +625,6 @@ pub(crate) fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-/// The array a queue's script call returned, or why there is none.
-pub(crate) fn script_reply(replies: &[RedisResult<Value>]) -> Result<&[Value], QueueError> {
-    match replies.first() {
-        Some(Ok(v)) => list(Some(v)).ok_or(QueueError::BadReply),
-        Some(Err(_)) => Err(QueueError::ReadFailed),
-        None => Err(QueueError::BadReply),
-    }
-}
-
 /// Integer from a script reply element.
 pub(crate) fn int(v: Option<&Value>) -> Option<f64> {
     match v? {
@@ -553,5 +641,20 @@ pub(crate) fn list(v: Option<&Value>) -> Option<&[Value]> {
     match v? {
         Value::Array(a) => Some(a),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_total_that_goes_down_is_a_reset_of_the_source_not_of_the_counter() {
+        let mut t = Total::default();
+        assert_eq!(t.update(Some(10.0)), 10.0);
+        assert_eq!(t.update(None), 10.0, "a missing total holds the value");
+        assert_eq!(t.update(Some(f64::INFINITY)), 10.0, "inf is not a total");
+        assert_eq!(t.update(Some(3.0)), 13.0, "reset: 10 before, 3 since");
+        assert_eq!(t.update(Some(5.0)), 15.0);
     }
 }

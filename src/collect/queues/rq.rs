@@ -370,7 +370,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     r.oldest_ready_age = if oldest.is_finite() { ((now - oldest) / 1000.0).max(0.0) } else { 0.0 };
     r.oldest_ready_ms = oldest.is_finite().then_some(oldest);
     let lower = f.num("oldest_lower").unwrap_or(0.0);
-    r.extra.push((&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, vec![], lower));
+    r.oldest_lower_bound = Some(lower > 0.0);
     if let Some(started) = ms(&f, "started_ms") {
         r.running_since(now, started);
     }

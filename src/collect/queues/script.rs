@@ -41,14 +41,14 @@ fn sha1_of(src: &str) -> String {
     redis::Script::new(src).get_hash().to_string()
 }
 
-/// Declares a `static` [`LuaScript`] from a file next to the module, with `prelude.lua`
-/// (the helpers every script shares) in front of it.
+/// Declares a `static` [`LuaScript`] from files next to the module, with `prelude.lua` (the
+/// helpers every script shares) in front of them.
 macro_rules! lua_script {
-    ($name:ident, $file:literal) => {
+    ($name:ident, $($file:literal),+) => {
         static $name: $crate::collect::queues::script::LuaScript =
             $crate::collect::queues::script::LuaScript::new(concat!(
                 include_str!("prelude.lua"),
-                include_str!($file)
+                $(include_str!($file)),+
             ));
     };
 }

@@ -9,7 +9,6 @@ use redis::{RedisResult, Value};
 use super::reply::Fields;
 use super::script::lua_script;
 use super::{int, text, QueueError, QueueRef, Reading};
-use crate::names as n;
 
 lua_script!(QUEUE, "sidekiq.lua");
 lua_script!(GLOBAL, "sidekiq_global.lua");
@@ -116,7 +115,7 @@ pub fn read(
         _ => 0.0,
     };
     r.oldest_ready_ms = f.num("oldest_ms").filter(|ms| *ms >= 0.0);
-    r.extra.push((&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, vec![], f.num("lower").unwrap_or(0.0)));
+    r.oldest_lower_bound = Some(f.num("lower").unwrap_or(0.0) > 0.0);
     r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
     if let Some(at) = global.and_then(|g| g.running_since.get(&q.name)) {
         r.running_since(now, at * 1000.0);
