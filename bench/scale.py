@@ -97,6 +97,7 @@ def collections(server, red, act, count, idle_rate):
     time.sleep(0.3)
     body0 = red.scrape()
     server.slowlog_reset()
+    pre0 = server.preempted()
     since = time.time()
     walls, bursts = [], []
     for k in range(1, count + 1):
@@ -104,6 +105,7 @@ def collections(server, red, act, count, idle_rate):
         body = red.scrape()  # between collections: redline serves a snapshot, Redis is untouched
         walls.append(value(body, "redline_collector_duration_seconds", collector="redis"))
     slow = slowlog_by_owner(server.slowlog(), red.ports.ports)
+    preempted = server.preempted() - pre0
     cpu = [(b[1][2] - b[0][2]) - idle_rate * (b[1][0] - b[0][0]) for b in bursts]
     span = [b[1][0] - b[0][0] for b in bursts]
     trips = lambda b: value(b, "redline_redis_round_trips_total", purpose="collect")
@@ -112,7 +114,7 @@ def collections(server, red, act, count, idle_rate):
     return {
         "collections": len(bursts), "redis_cpu_s": cpu, "redis_span_s": span, "wall_s": walls,
         "round_trips": (rt1 - rt0) / count if rt0 is not None and rt1 is not None else None,
-        "slowlog": slow, "rss_mib": rss, "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
+        "slowlog": slow, "redis_preempted": preempted, "rss_mib": rss, "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
         "success": value(body, "redline_collector_success", collector="redis"),
     }
 
@@ -159,7 +161,7 @@ def app_client(port, seconds, rate, raw=None, ops=None):
 def app_window(args, server, n, who, scrape_port, redline_ports=()):
     """The app client for --seconds while `who` works; Redis CPU and SLOWLOG of the window."""
     server.slowlog_reset()
-    c0 = server.cpu()
+    c0, pre0 = server.cpu(), server.preempted()
     scraper = Scraper(scrape_port) if scrape_port else None
     raw = os.path.join(args.out, f"app-{n}-{who}.txt")
     app = app_client(server.port, args.seconds, args.rate, raw=raw)
@@ -169,7 +171,8 @@ def app_window(args, server, n, who, scrape_port, redline_ports=()):
     slow = slowlog_by_owner(server.slowlog(), redline_ports)
     scrapes = scraper.results if scraper else []
     log(f"  app beside {who}: p50 {app['p50_us']:.0f} us p99.9 {app['p999_us']:.0f} us max {app['max_us']:.0f} us")
-    return {"app": app, "redis_cpu_s": c1 - c0, "slowlog": slow, "scrapes": scrapes}
+    return {"app": app, "redis_cpu_s": c1 - c0, "slowlog": slow, "scrapes": scrapes,
+            "redis_preempted": server.preempted() - pre0}
 
 
 def peer_cpu_per_scrape(server, port, idle_rate, n=3):
@@ -447,13 +450,17 @@ def heavy(args, tmp, results):
 def memory(args, tmp, results):
     server = RedisServer(tmp, "memory")
     try:
-        bullmq_add(server.port, "light-0", 1)
+        # light: one waiting job per queue (6 keys); full: the 35-key queue of the other sections.
+        if args.memory_queue == "full":
+            bullmq_seed_one(server.port, "light-0")
+        else:
+            bullmq_add(server.port, "light-0", 1)
         cloner = Cloner(server, "light-0", "light-%d")
         out = {}
         for n in (1000, 50000):
             t = time.time()
             cloner.grow(n)
-            log(f"memory: {n} one-job queues ({server.r.dbsize()} keys) seeded in {time.time() - t:.1f}s")
+            log(f"memory: {n} {args.memory_queue} queues ({server.r.dbsize()} keys) seeded in {time.time() - t:.1f}s")
             act = Activity(server.port)
             try:
                 time.sleep(0.2)
@@ -498,9 +505,9 @@ def machine():
     commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     bullmq = json.load(open(os.path.join(PRODUCERS, "node_modules", "bullmq", "package.json")))["version"]
     rex = subprocess.run(["prometheus-redis-exporter", "--version"], capture_output=True, text=True)
-    rex = (rex.stdout + rex.stderr).strip().splitlines()[:1]
+    rex = re.findall(r"Redis Metrics Exporter (\S+)", rex.stdout + rex.stderr)
     return {"nproc": os.cpu_count(), "cpu": model, "redis": rv, "kernel": platform.release(), "redline_commit": commit,
-            "bullmq": bullmq, "redis_exporter": rex[0] if rex else "?", "loadavg_start": os.getloadavg()}
+            "bullmq": bullmq, "redis_exporter": f"redis_exporter {rex[0]}" if rex else "redis_exporter ?", "loadavg_start": os.getloadavg()}
 
 
 def save(args, results):
@@ -510,6 +517,14 @@ def save(args, results):
 
 def ms(x, digits=2):
     return "-" if x is None or x != x else f"{x * 1e3:.{digits}f}"
+
+
+def short(cmd):
+    """A SLOWLOG command, short: the script's first key for EVALSHA, else three words."""
+    t = cmd.split()
+    if t and t[0].upper() in ("EVALSHA", "EVAL") and len(t) > 3:
+        return f"{t[0]} {t[1][:8]}… {t[3]}"
+    return " ".join(t[:3])
 
 
 def report(results):
@@ -530,8 +545,8 @@ def report(results):
         print(f"\n### Application latency (SET/GET, one connection, {results['args']['rate']} requests/s, "
               f"{results['args']['seconds']} s per case; exporters every {INTERVAL} s)\n")
         print("| queues | beside | app p50 ms | p99 ms | p99.9 ms | max ms | requests > 1 ms | requests "
-              "| exporter SLOWLOG > 1 ms | scrape p50 s | scrape max s | body bytes |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| exporter SLOWLOG > 1 ms | Redis preempted | scrape p50 s | scrape max s | body bytes |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n, who, w in app_rows:
             a = w["app"]
             mine = {"redline": "redline", "bullmq": "bench-bullmq-exporter", "redis_exporter": "redis_exporter"}.get(who)
@@ -539,14 +554,14 @@ def report(results):
             sc = [s["s"] for s in w["scrapes"]]
             size = w["scrapes"][-1]["bytes"] if w["scrapes"] else None
             print(f"| {n} | {who} | {a['p50_us'] / 1e3:.3f} | {a['p99_us'] / 1e3:.3f} | {a['p999_us'] / 1e3:.3f} "
-                  f"| {a['max_us'] / 1e3:.3f} | {a['over_1ms']} | {a['ops']} | {slow} "
+                  f"| {a['max_us'] / 1e3:.3f} | {a['over_1ms']} | {a['ops']} | {slow} | {w.get('redis_preempted', '-')} "
                   f"| {median(sc) if sc else float('nan'):.3f} | {max(sc) if sc else float('nan'):.3f} | {size or '-'} |")
     cpu_rows = [(n, row) for n, row in q.items() if "floor" in row or "collections" in row.get("redline", {})]
     if cpu_rows:
         print("\n### Redis cost per collection (server CPU from INFO, idle cost subtracted; medians of "
               f"{results['args']['collections']} collections / 3 scrapes / 3 floor passes)\n")
         print("| queues | floor: plain reads | floor CPU ms | redline CPU ms | redline / floor | redline round trips "
-              "| redline wall s | Redis busy s | redline SLOWLOG > 1 ms | BullMQ exporter CPU ms | redis_exporter CPU ms |")
+              "| redline wall s | redline SLOWLOG > 1 ms | Redis preempted | BullMQ exporter CPU ms | redis_exporter CPU ms |")
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for n, row in cpu_rows:
             fl = row.get("floor", {})
@@ -557,7 +572,7 @@ def report(results):
             rt = c.get("round_trips")
             print(f"| {n} | {fl.get('commands', '-')} | {ms(fcpu, 1)} | {ms(rcpu, 1)} | {ratio} "
                   f"| {'-' if rt is None else f'{rt:.0f}'} | {median(c.get('wall_s', [])):.3f} "
-                  f"| {median(c.get('redis_span_s', [])):.3f} | {slow_summary(c.get('slowlog', {}).get('redline', []))} "
+                  f"| {slow_summary(c.get('slowlog', {}).get('redline', []))} | {c.get('redis_preempted', '-')} "
                   f"| {peer('bullmq')} | {peer('redis_exporter')} |")
     sc_rows = [(f"{n} BullMQ queues", row["redline"]["scrape"]) for n, row in q.items() if "scrape" in row.get("redline", {})]
     if "plain_scrape" in results:
@@ -581,17 +596,19 @@ def report(results):
         hv = {"10000 BullMQ queues": big, **hv}
     if hv:
         print("\n### SLOWLOG (slowlog-log-slower-than 1000 us) during redline collections\n")
-        print("| case | redline entries > 1 ms | slowest redline commands | collections | redline wall s "
-              "| Redis busy s | RSS MiB | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("| case | redline entries > 1 ms | slowest redline commands | other entries | Redis preempted "
+              "| collections | redline wall s | RSS MiB | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for case, c in hv.items():
             mine = sorted(c["slowlog"].get("redline", []), key=lambda e: -e["us"])
-            cmds = "; ".join(f"{e['cmd'][:60]} {e['us'] / 1e3:.0f} ms" for e in mine[:2]).replace("|", "/") or "-"
-            print(f"| {case} | {slow_summary(mine)} | {cmds} | {c['collections']} | {median(c['wall_s']):.3f} "
-                  f"| {median(c['redis_span_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} |")
+            cmds = "; ".join(f"{short(e['cmd'])} {e['us'] / 1e3:.0f} ms" for e in mine[:2]).replace("|", "/") or "-"
+            others = ", ".join(f"{who}: {slow_summary(es)}" for who, es in c["slowlog"].items() if who != "redline") or "0"
+            print(f"| {case} | {slow_summary(mine)} | {cmds} | {others} | {c.get('redis_preempted', '-')} "
+                  f"| {c['collections']} | {median(c['wall_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} |")
     if "memory" in results:
         mem = results["memory"]
-        print("\n### Memory bound (limits.max_queues 1000; one-job BullMQ queues)\n")
+        kind = "one waiting job" if results["args"].get("memory_queue") != "full" else "5 jobs in each state"
+        print(f"\n### Memory bound (limits.max_queues 1000; BullMQ queues with {kind})\n")
         print("| queues in Redis | keys | queues collected | dropped | RSS MiB | peak RSS MiB | body bytes | kept first |")
         print("|---|---|---|---|---|---|---|---|")
         for n, d in mem.items():
@@ -625,6 +642,8 @@ def main():
     ap.add_argument("--scrape-seconds", type=int, default=10)
     ap.add_argument("--limits", action="append", default=[], metavar="'key: value'",
                     help="extra line under limits: in redline's config (repeatable)")
+    ap.add_argument("--memory-queue", choices=["light", "full"], default="light",
+                    help="memory section: queues of one waiting job (6 keys) or the full 35-key queue")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args()
     args.sections = [s for s in args.sections.split(",") if s]

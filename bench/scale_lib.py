@@ -167,6 +167,15 @@ class RedisServer:
         time.sleep(seconds)
         return (self.cpu() - c0) / (time.time() - t0)
 
+    def preempted(self):
+        """Times the kernel took the CPU from Redis's main thread (involuntary context switches):
+        on a busy machine a command can be descheduled mid-run and show up in SLOWLOG for it."""
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("nonvoluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+        return 0
+
     def commandstats(self):
         return {k: v for k, v in self.r.info("commandstats").items()}
 
@@ -191,6 +200,8 @@ def slowlog_by_owner(entries, redline_ports=()):
         port = int(addr.rsplit(":", 1)[1]) if ":" in addr else -1
         if name.startswith("redline") or port in redline_ports:
             who = "redline"
+        elif addr == "?:0":
+            who = "lua"  # a command run inside someone's script; the script has its own entry
         else:
             who = name or addr
         cmd = e["command"].decode(errors="replace") if isinstance(e["command"], bytes) else str(e["command"])
