@@ -27,11 +27,11 @@ import argparse, json, os, platform, re, shutil, subprocess, sys, tempfile, thre
 
 from common import free_port
 from scale_lib import (APPCLIENT, PRODUCERS, REDLINE, ROOT, Activity, Cloner, PortWatch, RedisServer,
-                       bullmq_add, bullmq_seed_one, http_get, median, pct, proc_cpu, proc_status, queues_in,
+                       bullmq_add, bullmq_seed_one, commandstats_delta, resp, http_get, median, pct, proc_cpu, proc_status, queues_in,
                        series_count, slow_summary, slowlog_by_owner, start, stop, stop_all, value, wait_http)
 
 OUT = os.path.join(ROOT, "bench", "out")
-INTERVAL = 5  # s: redline's collection interval and the peers' scrape interval
+INTERVAL = 5  # s: redline's collection interval and timeout, the peers' scrape interval (--interval)
 EXPORTERS = ["nobody", "redline", "bullmq", "redis_exporter"]
 HEAVY = ["celery-unacked", "rq-data", "rq-enqueued-at", "sidekiq-tail", "bullmq-data"]
 
@@ -97,7 +97,7 @@ def collections(server, red, act, count, idle_rate):
     time.sleep(0.3)
     body0 = red.scrape()
     server.slowlog_reset()
-    pre0 = server.preempted()
+    pre0, cs0 = server.preempted(), server.commandstats()
     since = time.time()
     walls, bursts = [], []
     for k in range(1, count + 1):
@@ -106,16 +106,19 @@ def collections(server, red, act, count, idle_rate):
         walls.append(value(body, "redline_collector_duration_seconds", collector="redis"))
     slow = slowlog_by_owner(server.slowlog(), red.ports.ports)
     preempted = server.preempted() - pre0
+    cmdstats = commandstats_delta(cs0, server.commandstats())
     cpu = [(b[1][2] - b[0][2]) - idle_rate * (b[1][0] - b[0][0]) for b in bursts]
     span = [b[1][0] - b[0][0] for b in bursts]
     trips = lambda b: value(b, "redline_redis_round_trips_total", purpose="collect")
+    errors = lambda b: value(b, "redline_collector_errors_total", collector="redis") or 0
     rt0, rt1 = trips(body0), trips(body)
     rss, hwm = proc_status(red.proc.pid)
     return {
         "collections": len(bursts), "redis_cpu_s": cpu, "redis_span_s": span, "wall_s": walls,
         "round_trips": (rt1 - rt0) / count if rt0 is not None and rt1 is not None else None,
-        "slowlog": slow, "redis_preempted": preempted, "rss_mib": rss, "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
+        "slowlog": slow, "redis_preempted": preempted, "commandstats": cmdstats, "rss_mib": rss, "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
         "success": value(body, "redline_collector_success", collector="redis"),
+        "failed": errors(body) - errors(body0),
     }
 
 
@@ -158,8 +161,10 @@ def app_client(port, seconds, rate, raw=None, ops=None):
     return json.loads(out.stdout)
 
 
-def app_window(args, server, n, who, scrape_port, redline_ports=()):
+def app_window(args, server, n, who, scrape_port, redline=None):
     """The app client for --seconds while `who` works; Redis CPU and SLOWLOG of the window."""
+    errors = lambda: value(redline.scrape(), "redline_collector_errors_total", collector="redis") or 0
+    e0 = errors() if redline else None
     server.slowlog_reset()
     c0, pre0 = server.cpu(), server.preempted()
     scraper = Scraper(scrape_port) if scrape_port else None
@@ -168,18 +173,20 @@ def app_window(args, server, n, who, scrape_port, redline_ports=()):
     if scraper:
         scraper.stop()
     c1 = server.cpu()
-    slow = slowlog_by_owner(server.slowlog(), redline_ports)
+    slow = slowlog_by_owner(server.slowlog(), redline.ports.ports if redline else ())
     scrapes = scraper.results if scraper else []
     log(f"  app beside {who}: p50 {app['p50_us']:.0f} us p99.9 {app['p999_us']:.0f} us max {app['max_us']:.0f} us")
     return {"app": app, "redis_cpu_s": c1 - c0, "slowlog": slow, "scrapes": scrapes,
-            "redis_preempted": server.preempted() - pre0}
+            "redis_preempted": server.preempted() - pre0, "failed": errors() - e0 if redline else None}
 
 
-def peer_cpu_per_scrape(server, port, idle_rate, n=3):
-    """Server CPU of single scrapes of a peer that reads Redis on every scrape."""
+def peer_cpu_per_scrape(server, port, idle_rate, n=3, budget=15):
+    """Server CPU of single scrapes of a peer that reads Redis on every scrape (n of them, fewer
+    when they take longer than `budget` seconds in all)."""
     cpu, secs, size = [], [], 0
     server.slowlog_reset()
-    for _ in range(n):
+    end = time.time() + budget
+    while len(cpu) < n and (not cpu or time.time() < end):
         c0, t0 = server.cpu(), time.time()
         status, _, body, s = http_get(port, timeout=300)
         cpu.append(server.cpu() - c0 - idle_rate * (time.time() - t0))
@@ -191,6 +198,11 @@ def peer_cpu_per_scrape(server, port, idle_rate, n=3):
 # ---------------------------------------------------------------------------------------------
 # The floor
 
+
+# What one collection needs from the server itself (the same commands redline sends, CLIENT LIST
+# included: BullMQ workers are counted from client names), once per pass.
+FLOOR_SERVER = [("INFO", "ALL"), ("CONFIG", "GET", "maxclients"), ("SLOWLOG", "LEN"), ("SLOWLOG", "GET", "32"),
+                ("LATENCY", "LATEST"), ("LATENCY", "HISTOGRAM"), ("CLIENT", "LIST")]
 
 # What one collection of a BullMQ queue needs to read, as plain commands (no TYPE checks, no
 # scripts): the state sizes, paused flag, id and metrics counters, the oldest waiting /
@@ -206,41 +218,40 @@ FLOOR_READS = [
 ]
 
 
-def floor_pass(server, n, window=500):
-    """One pass of plain pipelined reads over n queues; then the job hashes of the oldest waiting
-    and prioritized jobs (a second pipelined pass, as their ids come from the first)."""
+def floor_commands(server, n):
+    """RESP of the server reads, the plain reads of n queues, then the job hashes of each queue's oldest waiting and
+    prioritized job (ids read from seed-0: the queues are copies, so they are the same ids)."""
     r = server.r
-    per = len(FLOOR_READS)
-    replies, sent = [], 0
-    queues_per_window = max(1, window // per)
-    for start_q in range(0, n, queues_per_window):
-        p = r.pipeline(transaction=False)
-        for i in range(start_q, min(n, start_q + queues_per_window)):
-            for cmd, key, *rest in FLOOR_READS:
-                p.execute_command(cmd, f"bull:seed-{i}:{key}", *rest)
-        replies.extend(p.execute())
-    sent += len(replies)
-    jobs = []
+    ids = [x.decode() for x in (r.lindex("bull:seed-0:wait", -1), (r.zrange("bull:seed-0:prioritized", 0, 0) or [None])[0]) if x]
+    out = [resp(*c) for c in FLOOR_SERVER]
     for i in range(n):
-        row = replies[i * per:(i + 1) * per]
-        for jid in (row[12], (row[13] or [None])[0]):
-            if jid:
-                jobs.append(f"bull:seed-{i}:{jid.decode()}")
-    for s in range(0, len(jobs), window):
-        p = r.pipeline(transaction=False)
-        for k in jobs[s:s + window]:
-            p.hmget(k, "timestamp", "delay")
-        p.execute()
-    return sent + len(jobs)
+        for cmd, key, *rest in FLOOR_READS:
+            out.append(resp(cmd, f"bull:seed-{i}:{key}", *rest))
+    for i in range(n):
+        for jid in ids:
+            out.append(resp("HMGET", f"bull:seed-{i}:{jid}", "timestamp", "delay"))
+    return b"".join(out), len(out)
+
+
+def floor_pass(server, payload):
+    """Sends the reads through `redis-cli --pipe` (C speed; Redis reads the stream 16 KB at a time,
+    as it would a windowed pipeline) and waits for every reply."""
+    p = subprocess.run(["redis-cli", "-p", str(server.port), "--pipe"], input=payload, capture_output=True)
+    if p.returncode != 0 or b"errors: 0" not in p.stdout:
+        raise SystemExit(f"floor reads failed: {p.stdout.decode()} {p.stderr.decode()}")
 
 
 def floor(server, n, idle_rate, repeat=3):
-    cpu, cmds = [], 0
+    payload, cmds = floor_commands(server, n)
+    cpu, usec = [], []
     for _ in range(repeat):
+        cs0 = server.commandstats()
         c0, t0 = server.cpu(), time.time()
-        cmds = floor_pass(server, n)
+        floor_pass(server, payload)
         cpu.append(server.cpu() - c0 - idle_rate * (time.time() - t0))
-    return {"redis_cpu_s": cpu, "commands": cmds}
+        d = commandstats_delta(cs0, server.commandstats())
+        usec.append(sum(v["usec"] for k, v in d.items() if k != "echo"))
+    return {"redis_cpu_s": cpu, "commands": cmds, "command_usec": usec}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +315,7 @@ def per_queue_count(args, tmp, results):
             mem = server.r.info("memory")["used_memory_human"]
             log(f"{n} queues: {server.r.dbsize()} keys, {mem}, seeded in {time.time() - t:.1f}s")
             row = results.setdefault("queues", {}).setdefault(str(n), {"keys": server.r.dbsize(), "used_memory": mem})
-            idle = server.idle_cpu_rate()
+            idle = server.idle_cpu_rate(1.0)
             row["idle_cpu_rate"] = idle
             if "app" in sections and "nobody" in args.exporters:
                 row["nobody"] = app_window(args, server, n, "nobody", None)
@@ -314,7 +325,7 @@ def per_queue_count(args, tmp, results):
                 if sections & {"app", "cpu"} and peer in args.exporters:
                     row[peer] = peer_at(args, server, n, peer, sections, idle)
             if "cpu" in sections:
-                row["floor"] = floor(server, n, server.idle_cpu_rate())
+                row["floor"] = floor(server, n, server.idle_cpu_rate(1.0))
                 log(f"  floor: {row['floor']['commands']} plain reads, "
                     f"{median(row['floor']['redis_cpu_s']) * 1e3:.1f} ms Redis CPU")
             save(args, results)
@@ -327,7 +338,7 @@ def redline_at(args, tmp, server, n, sections):
     act = Activity(server.port)
     try:
         time.sleep(0.2)
-        idle = server.idle_cpu_rate()  # with the poller running: its cost is subtracted too
+        idle = server.idle_cpu_rate(1.0)  # with the poller running: its cost is subtracted too
         red = Redline(args, tmp, f"{n}q", server.port, bullmq_queues_yaml(), max(n, 1000))
         try:
             t = time.time()
@@ -341,8 +352,12 @@ def redline_at(args, tmp, server, n, sections):
                     f"SLOWLOG {slow_summary(c['slowlog'].get('redline', []))}")
             act.stop()
             if "app" in sections:
-                out["window"] = app_window(args, server, n, "redline", red.port, red.ports.ports)
+                out["window"] = app_window(args, server, n, "redline", red.port, red)
             if "scrape" in sections:
+                try:
+                    red.wait_queues(n, timeout=4 * INTERVAL)
+                except SystemExit as e:
+                    log(f"  scrape: {e}; measuring the snapshot there is")
                 out["scrape"] = scrape_figures(args, red)
                 s = out["scrape"]
                 log(f"  scrape: p50 {s['wrk']['p50_ms']:.2f} ms p99 {s['wrk']['p99_ms']:.2f} ms, {s['bytes']} bytes")
@@ -403,7 +418,7 @@ def seed_heavy(case, server):
         ruby = ("require 'sidekiq'; Sidekiq.configure_client { |c| c.redis = { url: ARGV[0] } }; "
                 "Sidekiq::Client.push('queue' => 'big', 'class' => 'BigJob', 'args' => ['x' * (50 * 1024 * 1024)]); "
                 "3.times { |i| Sidekiq::Client.push('queue' => 'big', 'class' => 'SmallJob', 'args' => [i]) }")
-        subprocess.run(["ruby", "-e", ruby, f"redis://127.0.0.1:{server.port}/0"], check=True,
+        subprocess.run(["ruby", "-W0", "-e", ruby, f"redis://127.0.0.1:{server.port}/0"], check=True,
                        stdout=subprocess.DEVNULL)
         return {"tail_bytes": len(server.r.lindex("queue:big", -1)), "length": server.r.llen("queue:big")}
     if case == "bullmq-data":
@@ -428,7 +443,7 @@ def heavy(args, tmp, results):
             act = Activity(server.port)
             try:
                 time.sleep(0.2)
-                idle = server.idle_cpu_rate()
+                idle = server.idle_cpu_rate(1.0)
                 queues = f"    queues:\n      - system: {HEAVY_SYSTEM[case]}\n"
                 red = Redline(args, tmp, case, server.port, queues, 1000)
                 try:
@@ -464,7 +479,7 @@ def memory(args, tmp, results):
             act = Activity(server.port)
             try:
                 time.sleep(0.2)
-                idle = server.idle_cpu_rate()
+                idle = server.idle_cpu_rate(1.0)
                 red = Redline(args, tmp, f"memory-{n}", server.port, bullmq_queues_yaml(), 1000)
                 try:
                     # Discovery must have found all n before the cap is what bites.
@@ -515,6 +530,10 @@ def save(args, results):
         json.dump(results, f, indent=1, default=str)
 
 
+def num(x):
+    return "-" if x is None else f"{x:.0f}"
+
+
 def ms(x, digits=2):
     return "-" if x is None or x != x else f"{x * 1e3:.{digits}f}"
 
@@ -543,10 +562,10 @@ def report(results):
     app_rows = [x for x in app_rows if x[2]]
     if app_rows:
         print(f"\n### Application latency (SET/GET, one connection, {results['args']['rate']} requests/s, "
-              f"{results['args']['seconds']} s per case; exporters every {INTERVAL} s)\n")
+              f"{results['args']['seconds']} s per case; exporters every {results['args']['interval']} s)\n")
         print("| queues | beside | app p50 ms | p99 ms | p99.9 ms | max ms | requests > 1 ms | requests "
-              "| exporter SLOWLOG > 1 ms | Redis preempted | scrape p50 s | scrape max s | body bytes |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+              "| exporter SLOWLOG > 1 ms | failed collections | Redis preempted | scrape p50 s | scrape max s | body bytes |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n, who, w in app_rows:
             a = w["app"]
             mine = {"redline": "redline", "bullmq": "bench-bullmq-exporter", "redis_exporter": "redis_exporter"}.get(who)
@@ -554,15 +573,16 @@ def report(results):
             sc = [s["s"] for s in w["scrapes"]]
             size = w["scrapes"][-1]["bytes"] if w["scrapes"] else None
             print(f"| {n} | {who} | {a['p50_us'] / 1e3:.3f} | {a['p99_us'] / 1e3:.3f} | {a['p999_us'] / 1e3:.3f} "
-                  f"| {a['max_us'] / 1e3:.3f} | {a['over_1ms']} | {a['ops']} | {slow} | {w.get('redis_preempted', '-')} "
+                  f"| {a['max_us'] / 1e3:.3f} | {a['over_1ms']} | {a['ops']} | {slow} | {num(w.get('failed'))} "
+                  f"| {w.get('redis_preempted', '-')} "
                   f"| {median(sc) if sc else float('nan'):.3f} | {max(sc) if sc else float('nan'):.3f} | {size or '-'} |")
     cpu_rows = [(n, row) for n, row in q.items() if "floor" in row or "collections" in row.get("redline", {})]
     if cpu_rows:
         print("\n### Redis cost per collection (server CPU from INFO, idle cost subtracted; medians of "
               f"{results['args']['collections']} collections / 3 scrapes / 3 floor passes)\n")
         print("| queues | floor: plain reads | floor CPU ms | redline CPU ms | redline / floor | redline round trips "
-              "| redline wall s | redline SLOWLOG > 1 ms | Redis preempted | BullMQ exporter CPU ms | redis_exporter CPU ms |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|")
+              "| redline wall s | failed | redline SLOWLOG > 1 ms | Redis preempted | BullMQ exporter CPU ms | redis_exporter CPU ms |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for n, row in cpu_rows:
             fl = row.get("floor", {})
             c = row.get("redline", {}).get("collections", {})
@@ -571,7 +591,7 @@ def report(results):
             peer = lambda p: ms(median(row.get(p, {}).get("per_scrape", {}).get("redis_cpu_s", [])), 1)
             rt = c.get("round_trips")
             print(f"| {n} | {fl.get('commands', '-')} | {ms(fcpu, 1)} | {ms(rcpu, 1)} | {ratio} "
-                  f"| {'-' if rt is None else f'{rt:.0f}'} | {median(c.get('wall_s', [])):.3f} "
+                  f"| {'-' if rt is None else f'{rt:.0f}'} | {median(c.get('wall_s', [])):.3f} | {num(c.get('failed'))} "
                   f"| {slow_summary(c.get('slowlog', {}).get('redline', []))} | {c.get('redis_preempted', '-')} "
                   f"| {peer('bullmq')} | {peer('redis_exporter')} |")
     sc_rows = [(f"{n} BullMQ queues", row["redline"]["scrape"]) for n, row in q.items() if "scrape" in row.get("redline", {})]
@@ -579,14 +599,14 @@ def report(results):
         sc_rows.append(("plain (Redis + host, no queues)", results["plain_scrape"]))
     if sc_rows:
         print(f"\n### redline /metrics (wrk, one connection, {results['args']['scrape_seconds']} s)\n")
-        print("| config | scrape p50 ms | p99 ms | scrapes | redline CPU ms/scrape | body bytes | gzip bytes "
-              "| gzip p99 ms | series | series/queue | RSS MiB | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("| config | queues in body | scrape p50 ms | p99 ms | scrapes | redline CPU ms/scrape | body bytes "
+              "| gzip bytes | gzip p99 ms | series | series/queue | RSS MiB | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, s in sc_rows:
             gz = s.get("wrk_gzip")
             gz99 = f"{gz['p99_ms']:.2f}" if gz else "-"
             spq = s.get("series_per_queue")
-            print(f"| {name} | {s['wrk']['p50_ms']:.2f} | {s['wrk']['p99_ms']:.2f} | {s['wrk']['requests']} "
+            print(f"| {name} | {s['queues']} | {s['wrk']['p50_ms']:.2f} | {s['wrk']['p99_ms']:.2f} | {s['wrk']['requests']} "
                   f"| {s['cpu_ms_per_scrape']:.2f} | {s['bytes']} | {s.get('gzip_bytes') or 'not served'} "
                   f"| {gz99} | {s['series']} "
                   f"| {'-' if spq is None else f'{spq:.1f}'} | {s['rss_mib']:.1f} | {s['hwm_mib']:.1f} |")
@@ -597,14 +617,14 @@ def report(results):
     if hv:
         print("\n### SLOWLOG (slowlog-log-slower-than 1000 us) during redline collections\n")
         print("| case | redline entries > 1 ms | slowest redline commands | other entries | Redis preempted "
-              "| collections | redline wall s | RSS MiB | peak RSS MiB |")
+              "| collections (failed) | redline wall s | RSS MiB | peak RSS MiB |")
         print("|---|---|---|---|---|---|---|---|---|")
         for case, c in hv.items():
             mine = sorted(c["slowlog"].get("redline", []), key=lambda e: -e["us"])
             cmds = "; ".join(f"{short(e['cmd'])} {e['us'] / 1e3:.0f} ms" for e in mine[:2]).replace("|", "/") or "-"
             others = ", ".join(f"{who}: {slow_summary(es)}" for who, es in c["slowlog"].items() if who != "redline") or "0"
             print(f"| {case} | {slow_summary(mine)} | {cmds} | {others} | {c.get('redis_preempted', '-')} "
-                  f"| {c['collections']} | {median(c['wall_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} |")
+                  f"| {c['collections']} ({num(c.get('failed'))}) | {median(c['wall_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} |")
     if "memory" in results:
         mem = results["memory"]
         kind = "one waiting job" if results["args"].get("memory_queue") != "full" else "5 jobs in each state"
@@ -612,7 +632,7 @@ def report(results):
         print("| queues in Redis | keys | queues collected | dropped | RSS MiB | peak RSS MiB | body bytes | kept first |")
         print("|---|---|---|---|---|---|---|---|")
         for n, d in mem.items():
-            print(f"| {n} | {d['keys']} | {d['collected']} | {d['dropped']} | {d['rss_mib']:.1f} | {d['hwm_mib']:.1f} "
+            print(f"| {n} | {d['keys']} | {d['collected']} | {num(d['dropped'])} | {d['rss_mib']:.1f} | {d['hwm_mib']:.1f} "
                   f"| {d['bytes']} | {', '.join(d['kept_first'])} |")
         if "1000" in mem and "50000" in mem:
             print(f"\nRSS 50,000 / 1,000: {mem['50000']['rss_mib'] / mem['1000']['rss_mib']:.2f}x "
@@ -631,13 +651,15 @@ def appclient_check(server):
 
 
 def main():
+    global INTERVAL
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sections", default="app,cpu,scrape,slowlog,memory")
     ap.add_argument("--queues", default="1,1000,10000", help="queue counts for app, cpu, scrape")
     ap.add_argument("--exporters", default=",".join(EXPORTERS), help="for app and cpu")
     ap.add_argument("--heavy", default=",".join(HEAVY), help="SLOWLOG cases")
-    ap.add_argument("--seconds", type=float, default=30, help="app client time per case")
+    ap.add_argument("--seconds", type=float, default=20, help="app client time per case")
     ap.add_argument("--rate", type=float, default=2000, help="app requests per second (0: closed loop)")
+    ap.add_argument("--interval", type=int, default=INTERVAL, help="seconds between collections / scrapes")
     ap.add_argument("--collections", type=int, default=3, help="redline collections measured per case")
     ap.add_argument("--scrape-seconds", type=int, default=10)
     ap.add_argument("--limits", action="append", default=[], metavar="'key: value'",
@@ -650,6 +672,7 @@ def main():
     args.queues = [int(x) for x in args.queues.split(",") if x]
     args.exporters = [x for x in args.exporters.split(",") if x]
     args.heavy = [x for x in args.heavy.split(",") if x]
+    INTERVAL = args.interval
     for x in args.sections:
         if x not in ("app", "cpu", "scrape", "slowlog", "memory"):
             raise SystemExit(f"unknown section {x}")

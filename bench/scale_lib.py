@@ -177,7 +177,19 @@ class RedisServer:
         return 0
 
     def commandstats(self):
-        return {k: v for k, v in self.r.info("commandstats").items()}
+        """{command: (calls, usec)} from INFO commandstats."""
+        return {k[len("cmdstat_"):]: (v["calls"], v["usec"]) for k, v in self.r.info("commandstats").items()}
+
+
+def commandstats_delta(before, after):
+    """Calls and usec per command between two INFO commandstats. Commands run inside a script
+    are counted both on their own line and in the script's EVALSHA time."""
+    out = {}
+    for k, (calls, usec) in after.items():
+        c0, u0 = before.get(k, (0, 0))
+        if calls > c0:
+            out[k] = {"calls": calls - c0, "usec": usec - u0}
+    return out
 
     def slowlog_reset(self):
         self.r.slowlog_reset()
