@@ -181,16 +181,6 @@ class RedisServer:
         return {k[len("cmdstat_"):]: (v["calls"], v["usec"]) for k, v in self.r.info("commandstats").items()}
 
 
-def commandstats_delta(before, after):
-    """Calls and usec per command between two INFO commandstats. Commands run inside a script
-    are counted both on their own line and in the script's EVALSHA time."""
-    out = {}
-    for k, (calls, usec) in after.items():
-        c0, u0 = before.get(k, (0, 0))
-        if calls > c0:
-            out[k] = {"calls": calls - c0, "usec": usec - u0}
-    return out
-
     def slowlog_reset(self):
         self.r.slowlog_reset()
 
@@ -200,6 +190,17 @@ def commandstats_delta(before, after):
     def stop(self):
         stop(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def commandstats_delta(before, after):
+    """Calls and usec per command between two INFO commandstats. Commands run inside a script
+    are counted both on their own line and in the script's EVALSHA time."""
+    out = {}
+    for k, (calls, usec) in after.items():
+        c0, u0 = before.get(k, (0, 0))
+        if calls > c0:
+            out[k] = {"calls": calls - c0, "usec": usec - u0}
+    return out
 
 
 def slowlog_by_owner(entries, redline_ports=()):
