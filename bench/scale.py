@@ -45,15 +45,16 @@ def log(msg):
 
 
 class Redline:
-    """A release redline on its own port, one Redis target, collection every 5 s."""
+    """A release redline on its own port, one Redis target, collection every 5 s (--interval)."""
 
-    def __init__(self, args, tmp, tag, redis_port, queues_yaml, max_queues, host=False):
+    def __init__(self, args, tmp, tag, redis_port, queues_yaml, max_queues, host=False, interval=None):
         self.port = free_port()
+        interval = interval or INTERVAL
         cfg = os.path.join(tmp, f"redline-{tag}.yaml")
         limits = "".join(f"  {line}\n" for line in args.limits)
         with open(cfg, "w") as f:
             f.write(f"listen: 127.0.0.1:{self.port}\n"
-                    f"collection:\n  interval: {INTERVAL}s\n  timeout: {INTERVAL}s\n"
+                    f"collection:\n  interval: {interval}s\n  timeout: {interval}s\n"
                     f"host:\n  enabled: {'true' if host else 'false'}\n"
                     f"limits:\n  max_queues: {max_queues}\n  discovery_interval: 300s\n  discovery_budget: 2s\n"
                     f"{limits}"
@@ -99,9 +100,10 @@ def collections(server, red, act, count, idle_rate):
     server.slowlog_reset()
     pre0, cs0 = server.preempted(), server.commandstats()
     since = time.time()
-    walls, bursts = [], []
+    walls, bursts, rss_seen = [], [], []
     for k in range(1, count + 1):
         bursts = act.wait_bursts(since, k)
+        rss_seen.append(proc_status(red.proc.pid)[0])  # before our scrape allocates a body
         body = red.scrape()  # between collections: redline serves a snapshot, Redis is untouched
         walls.append(value(body, "redline_collector_duration_seconds", collector="redis"))
     slow = slowlog_by_owner(server.slowlog(), red.ports.ports)
@@ -112,11 +114,11 @@ def collections(server, red, act, count, idle_rate):
     trips = lambda b: value(b, "redline_redis_round_trips_total", purpose="collect")
     errors = lambda b: value(b, "redline_collector_errors_total", collector="redis") or 0
     rt0, rt1 = trips(body0), trips(body)
-    rss, hwm = proc_status(red.proc.pid)
+    hwm = proc_status(red.proc.pid)[1]
     return {
-        "collections": len(bursts), "redis_cpu_s": cpu, "redis_span_s": span, "wall_s": walls,
+        "collections": len(bursts), "rss_samples_mib": rss_seen, "redis_cpu_s": cpu, "redis_span_s": span, "wall_s": walls,
         "round_trips": (rt1 - rt0) / count if rt0 is not None and rt1 is not None else None,
-        "slowlog": slow, "redis_preempted": preempted, "commandstats": cmdstats, "rss_mib": rss, "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
+        "slowlog": slow, "redis_preempted": preempted, "commandstats": cmdstats, "rss_mib": median(rss_seen), "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
         "success": value(body, "redline_collector_success", collector="redis"),
         "failed": errors(body) - errors(body0),
     }
@@ -180,7 +182,7 @@ def app_window(args, server, n, who, scrape_port, redline=None):
             "redis_preempted": server.preempted() - pre0, "failed": errors() - e0 if redline else None}
 
 
-def peer_cpu_per_scrape(server, port, idle_rate, n=3, budget=15):
+def peer_cpu_per_scrape(server, port, idle_rate, n=3, budget=10):
     """Server CPU of single scrapes of a peer that reads Redis on every scrape (n of them, fewer
     when they take longer than `budget` seconds in all)."""
     cpu, secs, size = [], [], 0
@@ -271,8 +273,10 @@ def wrk(port, seconds, headers=()):
         v, u = float(m.group(1)), m.group(2)
         return v / 1e3 if u == "us" else v * 1e3 if u == "s" else v
 
-    reqs = re.search(r"(\d+) requests in", out)
-    return {"p50_ms": ms(50), "p99_ms": ms(99), "requests": int(reqs.group(1)) if reqs else 0, "raw": out}
+    reqs = re.search(r"(\d+) requests in [\d.]+\w+, ([\d.]+)(B|KB|MB|GB) read", out)
+    n = int(reqs.group(1)) if reqs else 0
+    read = float(reqs.group(2)) * {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}[reqs.group(3)] if reqs else 0
+    return {"p50_ms": ms(50), "p99_ms": ms(99), "requests": n, "mean_bytes": read / n if n else 0, "raw": out}
 
 
 def scrape_figures(args, red):
@@ -280,9 +284,12 @@ def scrape_figures(args, red):
     _, _, body, _ = http_get(red.port)
     _, hdrs, zbody, _ = http_get(red.port, headers={"Accept-Encoding": "gzip"})
     gz = hdrs.get("content-encoding") == "gzip"
+    errors = lambda b: value(b, "redline_collector_errors_total", collector="redis") or 0
+    e0 = errors(body)
     cpu0 = proc_cpu(red.proc.pid)
     plain = wrk(red.port, args.scrape_seconds)
     cpu1 = proc_cpu(red.proc.pid)
+    failed = errors(red.scrape()) - e0
     zipped = wrk(red.port, args.scrape_seconds, ["Accept-Encoding: gzip"]) if gz else None
     total, with_queue = series_count(body)
     seen = len(queues_in(body))
@@ -291,6 +298,7 @@ def scrape_figures(args, red):
         "queues": seen, "wrk": plain, "wrk_gzip": zipped, "bytes": len(body), "gzip_bytes": len(zbody) if gz else None,
         "cpu_ms_per_scrape": (cpu1 - cpu0) * 1e3 / max(1, plain["requests"]), "series": total,
         "series_per_queue": with_queue / seen if seen else None, "rss_mib": rss, "hwm_mib": hwm,
+        "failed_during_wrk": failed,
     }
 
 
@@ -335,6 +343,16 @@ def per_queue_count(args, tmp, results):
 
 def redline_at(args, tmp, server, n, sections):
     out = {}
+    if sections & {"app", "cpu", "slowlog"}:
+        out.update(redline_collecting(args, tmp, server, n, sections))
+    if "scrape" in sections:
+        out["scrape"] = scrape_at(args, tmp, server, n)
+    return out
+
+
+def redline_collecting(args, tmp, server, n, sections):
+    """redline collecting every 5 s: its Redis cost per collection alone, then the app beside it."""
+    out = {}
     act = Activity(server.port)
     try:
         time.sleep(0.2)
@@ -353,20 +371,28 @@ def redline_at(args, tmp, server, n, sections):
             act.stop()
             if "app" in sections:
                 out["window"] = app_window(args, server, n, "redline", red.port, red)
-            if "scrape" in sections:
-                try:
-                    red.wait_queues(n, timeout=4 * INTERVAL)
-                except SystemExit as e:
-                    log(f"  scrape: {e}; measuring the snapshot there is")
-                out["scrape"] = scrape_figures(args, red)
-                s = out["scrape"]
-                log(f"  scrape: p50 {s['wrk']['p50_ms']:.2f} ms p99 {s['wrk']['p99_ms']:.2f} ms, {s['bytes']} bytes")
         finally:
             red.stop()
     finally:
         if act.is_alive():
             act.stop()
     return out
+
+
+def scrape_at(args, tmp, server, n):
+    """Scrapes of a full n-queue snapshot, between two collections: this redline collects every
+    --scrape-interval seconds, so the figures are the cost of serving the snapshot, not of a
+    collection racing the scrapes for the CPU (at 10,000 queues on a busy 2-CPU machine that race
+    makes collections time out, and a failed collection empties the snapshot)."""
+    red = Redline(args, tmp, f"{n}q-scrape", server.port, bullmq_queues_yaml(), max(n, 1000),
+                  interval=args.scrape_interval)
+    try:
+        red.wait_queues(n, timeout=args.scrape_interval * 3)
+        s = scrape_figures(args, red)
+    finally:
+        red.stop()
+    log(f"  scrape: p50 {s['wrk']['p50_ms']:.2f} ms p99 {s['wrk']['p99_ms']:.2f} ms, {s['bytes']} bytes")
+    return s
 
 
 def peer_at(args, server, n, peer, sections, idle):
@@ -492,7 +518,7 @@ def memory(args, tmp, results):
                     c = collections(server, red, act, args.collections, idle)
                     body = red.scrape()
                     kept = sorted(q.decode() for q in queues_in(body))
-                    rss, hwm = proc_status(red.proc.pid)
+                    rss, hwm = c["rss_mib"], proc_status(red.proc.pid)[1]
                     out[str(n)] = {"keys": server.r.dbsize(), "rss_mib": rss, "hwm_mib": hwm, "bytes": len(body),
                                    "collected": len(kept), "kept_first": kept[:5],
                                    "dropped": value(body, "redline_queue_dropped"),
@@ -598,16 +624,17 @@ def report(results):
     if "plain_scrape" in results:
         sc_rows.append(("plain (Redis + host, no queues)", results["plain_scrape"]))
     if sc_rows:
-        print(f"\n### redline /metrics (wrk, one connection, {results['args']['scrape_seconds']} s)\n")
-        print("| config | queues in body | scrape p50 ms | p99 ms | scrapes | redline CPU ms/scrape | body bytes "
-              "| gzip bytes | gzip p99 ms | series | series/queue | RSS MiB | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print(f"\n### redline /metrics (wrk, one connection, {results['args']['scrape_seconds']} s, "
+              f"between collections)\n")
+        print("| config | queues in body | scrape p50 ms | p99 ms | scrapes | mean bytes/scrape | failed collections "
+              "| redline CPU ms/scrape | body bytes | gzip bytes | gzip p99 ms | series | series/queue | RSS MiB | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for name, s in sc_rows:
             gz = s.get("wrk_gzip")
             gz99 = f"{gz['p99_ms']:.2f}" if gz else "-"
             spq = s.get("series_per_queue")
             print(f"| {name} | {s['queues']} | {s['wrk']['p50_ms']:.2f} | {s['wrk']['p99_ms']:.2f} | {s['wrk']['requests']} "
-                  f"| {s['cpu_ms_per_scrape']:.2f} | {s['bytes']} | {s.get('gzip_bytes') or 'not served'} "
+                  f"| {s['wrk'].get('mean_bytes', 0):.0f} | {num(s.get('failed_during_wrk'))} | {s['cpu_ms_per_scrape']:.2f} | {s['bytes']} | {s.get('gzip_bytes') or 'not served'} "
                   f"| {gz99} | {s['series']} "
                   f"| {'-' if spq is None else f'{spq:.1f}'} | {s['rss_mib']:.1f} | {s['hwm_mib']:.1f} |")
     hv = dict(results.get("heavy", {}))
@@ -661,7 +688,9 @@ def main():
     ap.add_argument("--rate", type=float, default=2000, help="app requests per second (0: closed loop)")
     ap.add_argument("--interval", type=int, default=INTERVAL, help="seconds between collections / scrapes")
     ap.add_argument("--collections", type=int, default=3, help="redline collections measured per case")
-    ap.add_argument("--scrape-seconds", type=int, default=10)
+    ap.add_argument("--scrape-seconds", type=int, default=10, help="wrk time per scrape case")
+    ap.add_argument("--scrape-interval", type=int, default=60,
+                    help="collection interval of the redline the scrape section measures")
     ap.add_argument("--limits", action="append", default=[], metavar="'key: value'",
                     help="extra line under limits: in redline's config (repeatable)")
     ap.add_argument("--memory-queue", choices=["light", "full"], default="light",

@@ -19,7 +19,7 @@ _procs = []  # every process started here, stopped by stop_all()
 
 def start(cmd, log=None, **kw):
     """Starts a process we own; its output goes to `log` (a path) or nowhere."""
-    out = open(log, "ab") if log else subprocess.DEVNULL
+    out = open(log, "wb") if log else subprocess.DEVNULL
     p = subprocess.Popen(cmd, stdout=out, stderr=out if log else subprocess.DEVNULL, **kw)
     _procs.append(p)
     return p
