@@ -26,8 +26,8 @@ in bench/out/app-*.txt, redline logs in bench/out/redline-*.log.
 import argparse, json, os, platform, re, shutil, subprocess, sys, tempfile, threading, time
 
 from common import free_port
-from scale_lib import (APPCLIENT, PRODUCERS, REDLINE, ROOT, Activity, Cloner, PortWatch, RedisServer,
-                       bullmq_add, bullmq_seed_one, commandstats_delta, resp, http_get, median, pct, proc_cpu, proc_status, queues_in,
+from scale_lib import (APPCLIENT, PRODUCERS, REDLINE, ROOT, Activity, Cloner, PortWatch, RedisServer, bullmq_add,
+                       bullmq_seed_one, commandstats_delta, http_get, median, proc_cpu, proc_status, queues_in, resp,
                        series_count, slow_summary, slowlog_by_owner, start, stop, stop_all, value, wait_http)
 
 OUT = os.path.join(ROOT, "bench", "out")
@@ -116,11 +116,12 @@ def collections(server, red, act, count, idle_rate):
     rt0, rt1 = trips(body0), trips(body)
     hwm = proc_status(red.proc.pid)[1]
     return {
-        "collections": len(bursts), "rss_samples_mib": rss_seen, "redis_cpu_s": cpu, "redis_span_s": span, "wall_s": walls,
+        "collections": len(bursts), "redis_cpu_s": cpu, "redis_span_s": span, "wall_s": walls,
         "round_trips": (rt1 - rt0) / count if rt0 is not None and rt1 is not None else None,
-        "slowlog": slow, "redis_preempted": preempted, "commandstats": cmdstats, "rss_mib": median(rss_seen), "hwm_mib": hwm, "first_burst_span_s": first[1][0] - first[0][0],
-        "success": value(body, "redline_collector_success", collector="redis"),
-        "failed": errors(body) - errors(body0),
+        "failed": errors(body) - errors(body0), "success": value(body, "redline_collector_success", collector="redis"),
+        "slowlog": slow, "redis_preempted": preempted, "commandstats": cmdstats,
+        "rss_mib": median(rss_seen), "rss_samples_mib": rss_seen, "hwm_mib": hwm,
+        "first_burst_span_s": first[1][0] - first[0][0],
     }
 
 
@@ -381,16 +382,24 @@ def redline_collecting(args, tmp, server, n, sections):
 
 def scrape_at(args, tmp, server, n):
     """Scrapes of a full n-queue snapshot, between two collections: this redline collects every
-    --scrape-interval seconds, so the figures are the cost of serving the snapshot, not of a
-    collection racing the scrapes for the CPU (at 10,000 queues on a busy 2-CPU machine that race
-    makes collections time out, and a failed collection empties the snapshot)."""
+    --scrape-interval seconds and wrk starts as a collection ends, so the figures are the cost of
+    serving the snapshot, not of a collection racing the scrapes for the CPU (at 10,000 queues on
+    a busy 2-CPU machine that race makes collections time out, and a failed collection empties
+    the snapshot; the `app` section shows that case)."""
+    if args.scrape_seconds >= args.scrape_interval - 2:
+        raise SystemExit("--scrape-seconds must be well below --scrape-interval")
+    act = Activity(server.port)
     red = Redline(args, tmp, f"{n}q-scrape", server.port, bullmq_queues_yaml(), max(n, 1000),
                   interval=args.scrape_interval)
     try:
-        red.wait_queues(n, timeout=args.scrape_interval * 3)
+        red.wait_queues(n, timeout=args.scrape_interval * 3 + 60)
+        act.wait_bursts(time.time(), 1, timeout=args.scrape_interval * 2)  # a collection just ended
+        act.stop()
         s = scrape_figures(args, red)
     finally:
         red.stop()
+        if act.is_alive():
+            act.stop()
     log(f"  scrape: p50 {s['wrk']['p50_ms']:.2f} ms p99 {s['wrk']['p99_ms']:.2f} ms, {s['bytes']} bytes")
     return s
 
@@ -689,7 +698,7 @@ def main():
     ap.add_argument("--interval", type=int, default=INTERVAL, help="seconds between collections / scrapes")
     ap.add_argument("--collections", type=int, default=3, help="redline collections measured per case")
     ap.add_argument("--scrape-seconds", type=int, default=10, help="wrk time per scrape case")
-    ap.add_argument("--scrape-interval", type=int, default=60,
+    ap.add_argument("--scrape-interval", type=int, default=20,
                     help="collection interval of the redline the scrape section measures")
     ap.add_argument("--limits", action="append", default=[], metavar="'key: value'",
                     help="extra line under limits: in redline's config (repeatable)")
