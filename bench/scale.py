@@ -94,12 +94,14 @@ def collections(server, red, act, count, idle_rate):
     """Measures `count` redline collections from the Redis side (bursts of commands seen by the
     Activity poller): server CPU of each (idle cost subtracted), the span Redis saw, redline's own
     wall time and round trips, and the SLOWLOG entries its connections caused."""
-    first = act.wait_bursts(time.time(), 1)[0]  # align on the end of a collection
-    time.sleep(0.3)
+    # Start in a quiet spell between collections, so that every burst counted is whole.
+    since = act.quiet_since()
+    if since is None:
+        act.wait_bursts(time.time(), 1)
+        since = act.quiet_since() or time.time()
     body0 = red.scrape()
     server.slowlog_reset()
     pre0, cs0 = server.preempted(), server.commandstats()
-    since = time.time()
     walls, bursts, rss_seen = [], [], []
     for k in range(1, count + 1):
         bursts = act.wait_bursts(since, k)
@@ -121,7 +123,6 @@ def collections(server, red, act, count, idle_rate):
         "failed": errors(body) - errors(body0), "success": value(body, "redline_collector_success", collector="redis"),
         "slowlog": slow, "redis_preempted": preempted, "commandstats": cmdstats,
         "rss_mib": median(rss_seen), "rss_samples_mib": rss_seen, "hwm_mib": hwm,
-        "first_burst_span_s": first[1][0] - first[0][0],
     }
 
 
@@ -392,8 +393,13 @@ def scrape_at(args, tmp, server, n):
     red = Redline(args, tmp, f"{n}q-scrape", server.port, bullmq_queues_yaml(), max(n, 1000),
                   interval=args.scrape_interval)
     try:
+        t0 = time.time()
         red.wait_queues(n, timeout=args.scrape_interval * 3 + 60)
-        act.wait_bursts(time.time(), 1, timeout=args.scrape_interval * 2)  # a collection just ended
+        # wrk must end before the next collection starts (an interval after the last one started).
+        began = act.last_burst_start(t0)
+        if act.quiet_since() is None or began is None or \
+                time.time() + args.scrape_seconds + 2 > began + args.scrape_interval:
+            act.wait_bursts(time.time(), 1, timeout=args.scrape_interval * 2)
         act.stop()
         s = scrape_figures(args, red)
     finally:
@@ -647,9 +653,10 @@ def report(results):
                   f"| {gz99} | {s['series']} "
                   f"| {'-' if spq is None else f'{spq:.1f}'} | {s['rss_mib']:.1f} | {s['hwm_mib']:.1f} |")
     hv = dict(results.get("heavy", {}))
-    big = q.get("10000", {}).get("redline", {}).get("collections")
-    if big:
-        hv = {"10000 BullMQ queues": big, **hv}
+    counted = [n for n, row in q.items() if "collections" in row.get("redline", {})]
+    if counted:
+        n = max(counted, key=int)
+        hv = {f"{n} BullMQ queues": q[n]["redline"]["collections"], **hv}
     if hv:
         print("\n### SLOWLOG (slowlog-log-slower-than 1000 us) during redline collections\n")
         print("| case | redline entries > 1 ms | slowest redline commands | other entries | Redis preempted "

@@ -267,6 +267,19 @@ class Activity(threading.Thread):
                 cur = None
         return out
 
+    def quiet_since(self, quiet=0.6):
+        """The time of the first sample of the current quiet spell if it has lasted `quiet`
+        seconds (no collection running now), else None."""
+        s = self.samples
+        i = len(s) - 1
+        while i > 0 and s[i][1] - s[i - 1][1] <= self.BUSY:
+            i -= 1
+        return s[i][0] if s and s[-1][0] - s[i][0] >= quiet else None
+
+    def last_burst_start(self, since):
+        b = self.bursts(since, 0.0)
+        return b[-1][0][0] if b else None
+
     def wait_bursts(self, since, count, quiet=0.6, timeout=120):
         end = time.time() + timeout
         while time.time() < end:
