@@ -94,14 +94,20 @@ def collections(server, red, act, count, idle_rate):
     """Measures `count` redline collections from the Redis side (bursts of commands seen by the
     Activity poller): server CPU of each (idle cost subtracted), the span Redis saw, redline's own
     wall time and round trips, and the SLOWLOG entries its connections caused."""
-    # Start in a quiet spell between collections, so that every burst counted is whole.
-    since = act.quiet_since()
-    if since is None:
-        act.wait_bursts(time.time(), 1)
-        since = act.quiet_since() or time.time()
-    body0 = red.scrape()
-    server.slowlog_reset()
-    pre0, cs0 = server.preempted(), server.commandstats()
+    # Take the baselines in a quiet spell between collections, and check that no collection
+    # began meanwhile (two polls later the spell must be the same): every burst counted is whole
+    # and inside the baselines.
+    while True:
+        since = act.quiet_since()
+        if since is None:
+            act.wait_bursts(time.time(), 1)
+            continue
+        body0 = red.scrape()
+        server.slowlog_reset()
+        pre0, cs0 = server.preempted(), server.commandstats()
+        time.sleep(2.5 * act.EVERY)
+        if act.quiet_since() == since:
+            break
     walls, bursts, rss_seen = [], [], []
     for k in range(1, count + 1):
         bursts = act.wait_bursts(since, k)
