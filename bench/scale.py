@@ -622,7 +622,7 @@ def report(results):
             print(f"| {n} | {who} | {a['p50_us'] / 1e3:.3f} | {a['p99_us'] / 1e3:.3f} | {a['p999_us'] / 1e3:.3f} "
                   f"| {a['max_us'] / 1e3:.3f} | {a['over_1ms']} | {a['ops']} | {slow} | {num(w.get('failed'))} "
                   f"| {w.get('redis_preempted', '-')} "
-                  f"| {median(sc) if sc else float('nan'):.3f} | {max(sc) if sc else float('nan'):.3f} | {size or '-'} |")
+                  f"| {f'{median(sc):.3f}' if sc else '-'} | {f'{max(sc):.3f}' if sc else '-'} | {size or '-'} |")
     cpu_rows = [(n, row) for n, row in q.items() if "floor" in row or "collections" in row.get("redline", {})]
     if cpu_rows:
         print("\n### Redis cost per collection (server CPU from INFO, idle cost subtracted; medians of "
@@ -665,14 +665,14 @@ def report(results):
         hv = {f"{n} BullMQ queues": q[n]["redline"]["collections"], **hv}
     if hv:
         print("\n### SLOWLOG (slowlog-log-slower-than 1000 us) during redline collections\n")
-        print("| case | redline entries > 1 ms | slowest redline commands | other entries | Redis preempted "
-              "| collections (failed) | redline wall s | RSS MiB | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("| case | redline entries > 1 ms | slowest redline commands | Redis CPU ms/collection | other entries "
+              "| Redis preempted | collections (failed) | redline wall s | RSS MiB | peak RSS MiB |")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for case, c in hv.items():
             mine = sorted(c["slowlog"].get("redline", []), key=lambda e: -e["us"])
             cmds = "; ".join(f"{short(e['cmd'])} {e['us'] / 1e3:.0f} ms" for e in mine[:2]).replace("|", "/") or "-"
             others = ", ".join(f"{who}: {slow_summary(es)}" for who, es in c["slowlog"].items() if who != "redline") or "0"
-            print(f"| {case} | {slow_summary(mine)} | {cmds} | {others} | {c.get('redis_preempted', '-')} "
+            print(f"| {case} | {slow_summary(mine)} | {cmds} | {ms(median(c['redis_cpu_s']), 1)} | {others} | {c.get('redis_preempted', '-')} "
                   f"| {c['collections']} ({num(c.get('failed'))}) | {median(c['wall_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} |")
     if "memory" in results:
         mem = results["memory"]
