@@ -140,7 +140,7 @@ fn run() -> Result<(), String> {
             }
             next += period;
         }
-        let req = if i % 2 == 0 { &set } else { &get };
+        let req = if i.is_multiple_of(2) { &set } else { &get };
         let t0 = Instant::now();
         conn.write_all(req).map_err(|e| e.to_string())?;
         read_reply(&mut conn, &mut buf)?;

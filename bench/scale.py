@@ -28,7 +28,7 @@ import argparse, json, os, platform, re, shutil, subprocess, sys, tempfile, thre
 from common import free_port
 from scale_lib import (APPCLIENT, PRODUCERS, REDLINE, ROOT, Activity, Cloner, PortWatch, RedisServer, bullmq_add,
                        bullmq_seed_one, commandstats_delta, http_get, median, proc_cpu, proc_status, queues_in, resp,
-                       series_count, slow_summary, slowlog_by_owner, start, stop, stop_all, value, wait_http)
+                       series, series_count, slow_summary, slowlog_by_owner, start, stop, stop_all, value, wait_http)
 
 OUT = os.path.join(ROOT, "bench", "out")
 INTERVAL = 5  # s: redline's collection interval and timeout, the peers' scrape interval (--interval)
@@ -476,6 +476,29 @@ def seed_heavy(case, server):
     raise SystemExit(f"unknown heavy case {case}")
 
 
+HEAVY_QUEUE = {"celery-unacked": "celery", "rq-data": "big", "rq-enqueued-at": "big", "sidekiq-tail": "big",
+               "bullmq-data": "big"}
+
+
+def reported(body, queue):
+    """What redline says about the heavy case's queue, to check that cheap is not wrong: its job
+    counts by state, estimate flags, oldest ready age, and server-wide counts (Celery unacked)."""
+    out = {}
+    for name, key in (("redline_queue_jobs", "jobs"), ("redline_queue_jobs_estimated", "estimated")):
+        for lbl, v in series(body, name):
+            if f'queue="{queue}"' in lbl:
+                state = re.search(r'state="([^"]*)"', lbl)
+                out[f"{key}:{state.group(1) if state else '?'}"] = v
+    for lbl, v in series(body, "redline_queue_oldest_ready_age_seconds"):
+        if f'queue="{queue}"' in lbl:
+            out["oldest_ready_age_s"] = v
+    for lbl, v in series(body, "redline_queue_server_jobs"):
+        state = re.search(r'state="([^"]*)"', lbl)
+        if state:
+            out[f"server:{state.group(1)}"] = v
+    return out
+
+
 HEAVY_SYSTEM = {"celery-unacked": "celery", "rq-data": "rq", "rq-enqueued-at": "rq", "sidekiq-tail": "sidekiq",
                 "bullmq-data": "bullmq"}
 
@@ -496,6 +519,7 @@ def heavy(args, tmp, results):
                 try:
                     red.wait_queues(1, timeout=120)
                     c = collections(server, red, act, args.collections, idle)
+                    c["reported"] = reported(red.scrape(), HEAVY_QUEUE[case])
                 finally:
                     red.stop()
             finally:
@@ -666,14 +690,15 @@ def report(results):
     if hv:
         print("\n### SLOWLOG (slowlog-log-slower-than 1000 us) during redline collections\n")
         print("| case | redline entries > 1 ms | slowest redline commands | Redis CPU ms/collection | other entries "
-              "| Redis preempted | collections (failed) | redline wall s | RSS MiB | peak RSS MiB |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+              "| Redis preempted | collections (failed) | redline wall s | RSS MiB | peak RSS MiB | redline reports |")
+        print("|---|---|---|---|---|---|---|---|---|---|---|")
         for case, c in hv.items():
             mine = sorted(c["slowlog"].get("redline", []), key=lambda e: -e["us"])
             cmds = "; ".join(f"{short(e['cmd'])} {e['us'] / 1e3:.0f} ms" for e in mine[:2]).replace("|", "/") or "-"
             others = ", ".join(f"{who}: {slow_summary(es)}" for who, es in c["slowlog"].items() if who != "redline") or "0"
             print(f"| {case} | {slow_summary(mine)} | {cmds} | {ms(median(c['redis_cpu_s']), 1)} | {others} | {c.get('redis_preempted', '-')} "
-                  f"| {c['collections']} ({num(c.get('failed'))}) | {median(c['wall_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} |")
+                  f"| {c['collections']} ({num(c.get('failed'))}) | {median(c['wall_s']):.3f} | {c['rss_mib']:.1f} | {c['hwm_mib']:.1f} "
+                  f"| {', '.join(f'{k} {v:g}' for k, v in c.get('reported', {}).items()) or '-'} |")
     if "memory" in results:
         mem = results["memory"]
         kind = "one waiting job" if results["args"].get("memory_queue") != "full" else "5 jobs in each state"
