@@ -238,11 +238,6 @@ pub const QUEUE_OLDEST_READY_AGE: M = M::gauge(
     "redline_queue_oldest_ready_age_seconds",
     "Age of the oldest job that is ready to run but not started (0 when none).",
 );
-/// Longest-running active job (BullMQ, Bull, RQ, Sidekiq).
-pub const QUEUE_OLDEST_ACTIVE_AGE: M = M::gauge(
-    "redline_queue_oldest_active_age_seconds",
-    "Time since the longest-running active job started (BullMQ, Bull, RQ, Sidekiq; absent when none is active).",
-);
 /// When the oldest ready job became ready: rules compute its age as `time() - this` at
 /// evaluation time, so a page does not wait for the next collection and scrape.
 pub const QUEUE_OLDEST_READY_TIMESTAMP: M = M::gauge(
@@ -292,6 +287,16 @@ pub const QUEUE_WAIT_DURATION: M = M::histogram(
 pub const QUEUE_PROCESSING_DURATION: M = M::histogram(
     "redline_queue_processing_duration_seconds",
     "Time from started to finished, for jobs that finished since redline started.",
+);
+/// Wait time of all the queues of one system and prefix.
+pub const QUEUE_ALL_WAIT_DURATION: M = M::histogram(
+    "redline_queue_all_wait_duration_seconds",
+    "Time from ready to started, for jobs of every queue of one system and prefix that finished since redline started.",
+);
+/// Processing time of all the queues of one system and prefix.
+pub const QUEUE_ALL_PROCESSING_DURATION: M = M::histogram(
+    "redline_queue_all_processing_duration_seconds",
+    "Time from started to finished, for jobs of every queue of one system and prefix that finished since redline started.",
 );
 /// Oldest-ready age is a lower bound.
 pub const QUEUE_OLDEST_READY_AGE_LOWER_BOUND: M = M::gauge(

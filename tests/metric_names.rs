@@ -49,7 +49,7 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
     let d = Daemon::start_in(
         dir,
         &format!(
-            "collection:\n  interval: 1s\n  timeout: 900ms\nthresholds:\n  file: thresholds.yaml\nredis:\n  - name: primary\n    url: {}\n    queues:\n      - system: bullmq\n      - system: stream\n        prefix: \"events:\"\n  - name: replica\n    url: {}\npostgres:\n  - name: pg\n    dsn: postgres://postgres:right-pg-pass@127.0.0.1:{}/postgres\n  - name: pg-standby\n    dsn: postgres://postgres:right-pg-pass@127.0.0.1:{}/postgres\n",
+            "collection:\n  interval: 1s\n  timeout: 900ms\nlimits:\n  queue_histograms: [emails]\nthresholds:\n  file: thresholds.yaml\nredis:\n  - name: primary\n    url: {}\n    queues:\n      - system: bullmq\n      - system: stream\n        prefix: \"events:\"\n  - name: replica\n    url: {}\npostgres:\n  - name: pg\n    dsn: postgres://postgres:right-pg-pass@127.0.0.1:{}/postgres\n  - name: pg-standby\n    dsn: postgres://postgres:right-pg-pass@127.0.0.1:{}/postgres\n",
             primary.url(),
             replica.url(),
             pg.port,

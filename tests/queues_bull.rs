@@ -105,24 +105,38 @@ fn discovery_finds_bullmq5_bullmq6_and_bull_with_custom_and_hash_tag_prefixes() 
     );
 }
 
+/// When more queues exist than `limits.max_queues`, the kept ones are the named ones and then
+/// the largest backlogs (not the alphabetically first), and the rest are counted as dropped.
 #[test]
-fn queue_cap_drops_and_counts() {
+fn queue_cap_keeps_named_queues_then_the_largest_backlogs() {
     let r = RedisServer::start(&[]);
-    for name in ["a", "b", "c", "d"] {
-        bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"{name}","count":1}}"#, r.port));
+    for (name, count) in [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("payments", 40), ("zeta", 7)] {
+        bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"{name}","count":{count}}}"#, r.port));
     }
     let d = Daemon::start(
         &format!(
-            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  max_queues: 2\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n      - system: bullmq\n",
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  max_queues: 3\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n      - system: bullmq\n        names: [b]\n        discover: true\n",
             r.url()
         ),
         &[],
     );
-    wait_for("2 dropped", Duration::from_secs(10), || {
-        value(&d.scrape(), "redline_queue_dropped{target=\"t\"}") == Some(2.0)
+    let kept = |t: &str| -> Vec<String> {
+        let mut v: Vec<String> = ["a", "b", "c", "d", "payments", "zeta"]
+            .iter()
+            .filter(|n| {
+                value(t, &format!("redline_queue_oldest_ready_age_seconds{}", q("bullmq", n, ""))).is_some()
+            })
+            .map(|n| n.to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    wait_for("payments and zeta kept beside the named b", Duration::from_secs(15), || {
+        kept(&d.scrape()) == ["b", "payments", "zeta"]
     });
     let text = d.scrape();
-    assert_eq!(text.matches("redline_queue_oldest_ready_age_seconds{").count(), 2, "{text}");
+    assert_eq!(value(&text, "redline_queue_dropped{target=\"t\"}"), Some(3.0), "{text}");
+    assert_eq!(text.matches("redline_queue_oldest_ready_age_seconds{").count(), 3, "{text}");
 }
 
 #[test]
@@ -189,7 +203,7 @@ fn killed_worker_stalls_its_job_until_another_worker_recovers_it() {
         let mut busy = worker(60_000, 60);
         // A live worker renews its lock: running, not stalled.
         wait_for(&format!("{lib}: job running for 2s"), Duration::from_secs(15), || {
-            m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
+            common::age(m("redline_queue_oldest_active_timestamp_seconds", "")).unwrap_or(0.0) >= 2.0
         });
         assert_eq!(m("redline_queue_jobs_stalled", ""), Some(0.0), "{lib}");
         assert_eq!(m("redline_queue_jobs", ",state=\"active\""), Some(1.0), "{lib}");
@@ -206,10 +220,86 @@ fn killed_worker_stalls_its_job_until_another_worker_recovers_it() {
             value(&t, &format!("redline_queue_jobs_stalled{}", q(lib, "slow", ""))) == Some(0.0)
                 && value(&t, &format!("redline_queue_jobs{}", q(lib, "slow", ",state=\"completed\"")))
                     == Some(1.0)
-                && value(&t, &format!("redline_queue_oldest_active_age_seconds{}", q(lib, "slow", "")))
+                && value(&t, &format!("redline_queue_oldest_active_timestamp_seconds{}", q(lib, "slow", "")))
                     .is_none()
         });
         let _ = rescuer.kill();
         let _ = rescuer.wait();
     }
+}
+
+/// Issue 12's series budget, from a real scrape with the default limits: at most 20 series per
+/// queue (no per-queue histograms), while every queue's finished jobs still feed the
+/// histograms of their system and prefix, and `limits.queue_histograms` patterns opt queues in.
+#[test]
+fn default_limits_keep_a_queue_within_20_series_and_aggregate_durations() {
+    let r = RedisServer::start(&[]);
+    let p = r.port;
+    for name in ["s1", "s2", "s3"] {
+        bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"{name}","count":3}}"#));
+    }
+    let d = Daemon::start(
+        &format!(
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n      - system: bullmq\n",
+            r.url()
+        ),
+        &[],
+    );
+    let m = |text: &str, name: &str, queue: &str| value(text, &format!("{name}{}", q("bullmq", queue, "")));
+    wait_for("3 queues read", Duration::from_secs(10), || {
+        let t = d.scrape();
+        ["s1", "s2", "s3"].iter().all(|s| m(&t, "redline_queue_oldest_ready_age_seconds", s).is_some())
+    });
+    for (queue, fail_every) in [("s1", 2), ("s2", 0)] {
+        bull_js(
+            "bullmq",
+            "work",
+            &format!(r#"{{"port":{p},"queue":"{queue}","failEvery":{fail_every},"until":3,"seconds":20}}"#),
+        );
+    }
+    let all = "{target=\"t\",system=\"bullmq\",prefix=\"bull\"}";
+    wait_for("6 jobs timed in the system-wide histograms", Duration::from_secs(15), || {
+        value(&d.scrape(), &format!("redline_queue_all_processing_duration_seconds_count{all}")) == Some(6.0)
+    });
+    let text = d.scrape();
+    assert_eq!(value(&text, &format!("redline_queue_all_wait_duration_seconds_count{all}")), Some(6.0));
+    for queue in ["s1", "s2", "s3"] {
+        let needle = format!("queue=\"{queue}\"");
+        let series: Vec<&str> = text.lines().filter(|l| !l.starts_with('#') && l.contains(&needle)).collect();
+        assert!(
+            (10..=20).contains(&series.len()),
+            "{queue}: {} series, budget 20:\n{}",
+            series.len(),
+            series.join("\n")
+        );
+        assert!(
+            m(&text, "redline_queue_wait_duration_seconds_count", queue).is_none(),
+            "no per-queue histogram by default"
+        );
+    }
+    let done = m(&text, "redline_queue_jobs_completed_total", "s1").unwrap_or(0.0)
+        + m(&text, "redline_queue_jobs_failed_total", "s1").unwrap_or(0.0);
+    assert_eq!(done, 3.0);
+    drop(d);
+
+    // A pattern opts queues in: s1 gets its own histograms (its 3 jobs are history by now, so the
+    // new histogram starts empty and counts the next ones), s2 does not.
+    let d = Daemon::start(
+        &format!(
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\n  queue_histograms: [\"s[1]\"]\nredis:\n  - name: t\n    url: {}\n    queues:\n      - system: bullmq\n",
+            r.url()
+        ),
+        &[],
+    );
+    wait_for("s1 histogram exposed", Duration::from_secs(10), || {
+        m(&d.scrape(), "redline_queue_wait_duration_seconds_count", "s1").is_some()
+    });
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"s1","count":2}}"#));
+    bull_js("bullmq", "work", &format!(r#"{{"port":{p},"queue":"s1","until":2,"seconds":20}}"#));
+    wait_for("2 new s1 jobs timed", Duration::from_secs(15), || {
+        m(&d.scrape(), "redline_queue_processing_duration_seconds_count", "s1") == Some(2.0)
+    });
+    let text = d.scrape();
+    assert!(m(&text, "redline_queue_wait_duration_seconds_count", "s2").is_none());
+    assert_eq!(value(&text, &format!("redline_queue_all_wait_duration_seconds_count{all}")), Some(2.0));
 }

@@ -181,7 +181,7 @@ fn rq_started_job_age_and_abandoned_job() {
         .spawn()
         .expect("python3");
     wait_for("rq job running for 2s", Duration::from_secs(20), || {
-        m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
+        common::age(m("redline_queue_oldest_active_timestamp_seconds", "")).unwrap_or(0.0) >= 2.0
     });
     assert_eq!(m("redline_queue_jobs", ",state=\"active\""), Some(1.0));
     assert_eq!(m("redline_queue_jobs_stalled", ""), Some(0.0));
@@ -190,7 +190,7 @@ fn rq_started_job_age_and_abandoned_job() {
     wait_for("rq job abandoned", Duration::from_secs(90), || {
         m("redline_queue_jobs_stalled", "") == Some(1.0)
     });
-    assert!(m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 60.0);
+    assert!(common::age(m("redline_queue_oldest_active_timestamp_seconds", "")).unwrap_or(0.0) >= 60.0);
 }
 
 /// A real Sidekiq server running a long job: the process serves the queue and the job's age
@@ -206,7 +206,7 @@ fn sidekiq_running_job_age_and_workers() {
         m("redline_queue_jobs", ",state=\"waiting\"") == Some(1.0)
             && m("redline_queue_workers", "") == Some(0.0)
     });
-    assert_eq!(m("redline_queue_oldest_active_age_seconds", ""), None, "nothing runs yet");
+    assert_eq!(m("redline_queue_oldest_active_timestamp_seconds", ""), None, "nothing runs yet");
     let mut server = std::process::Command::new("sidekiq")
         .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers"))
         .args(["-r", "./sidekiq_jobs.rb", "-q", "slow", "-c", "1"])
@@ -217,7 +217,7 @@ fn sidekiq_running_job_age_and_workers() {
         .expect("sidekiq (Debian's ruby-sidekiq)");
     wait_for("sidekiq process and its running job seen", Duration::from_secs(20), || {
         m("redline_queue_workers", "") == Some(1.0)
-            && m("redline_queue_oldest_active_age_seconds", "").unwrap_or(0.0) >= 2.0
+            && common::age(m("redline_queue_oldest_active_timestamp_seconds", "")).unwrap_or(0.0) >= 2.0
     });
     assert_eq!(m("redline_queue_jobs", ",state=\"waiting\""), Some(0.0));
     let _ = server.kill();

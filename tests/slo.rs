@@ -28,13 +28,15 @@ fn library_times(port: u16, queue: &str) -> (Vec<f64>, Vec<f64>) {
     (list("wait"), list("active"))
 }
 
+/// A daemon over `r` with `thresholds`; queue `other` opts into per-queue histograms, the SLO
+/// queues have theirs anyway.
 fn daemon_with_thresholds(r: &RedisServer, thresholds: &str, queues: &str) -> Daemon {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("thresholds.yaml"), thresholds).expect("write");
     Daemon::start_in(
         dir,
         &format!(
-            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nthresholds:\n  file: thresholds.yaml\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  queue_histograms: [other]\nthresholds:\n  file: thresholds.yaml\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
             r.url()
         ),
         &[],

@@ -154,6 +154,7 @@ impl RedisCollector {
             interval: self.limits.discovery_interval,
             per_round: self.limits.discovery_budget,
             round_trips: self.round_trips[1].clone(),
+            max_queues: self.limits.max_queues,
         };
         let task = discovery::run(conn, q.sources().to_vec(), q.discovered.clone(), budget);
         self.discovery = Some(tokio::spawn(task));

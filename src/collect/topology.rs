@@ -368,6 +368,9 @@ impl TopologyCollector {
                         interval: self.limits.discovery_interval,
                         per_round: self.limits.discovery_budget,
                         round_trips: node.discovery_trips.clone(),
+                        // The cap is per target: one node cannot tell whether the target's total
+                        // passes it, so every pass ranks (one length read per queue per pass).
+                        max_queues: 0,
                     };
                     let task = tokio::spawn(discovery::run(conn, sources.clone(), found.clone(), budget));
                     node.discovery = Some((task, found));
@@ -376,6 +379,7 @@ impl TopologyCollector {
             if let Some((_, found)) = &node.discovery {
                 let f = found.read().unwrap_or_else(|p| p.into_inner());
                 all.queues.extend(f.queues.iter().cloned());
+                all.backlog.extend(f.backlog.iter().map(|(q, b)| (q.clone(), *b)));
                 all.last_pass = all.last_pass.max(f.last_pass);
                 complete &= f.last_pass.is_some();
             } else {

@@ -234,10 +234,11 @@ pub struct Limits {
     /// (counts stay exact).
     #[serde(default = "default_max_finished_samples")]
     pub max_finished_samples: usize,
-    /// Per-queue wait/processing histograms (17 series each per queue). Turn off for many
-    /// thousands of queues if the exposition size matters more than the distributions.
-    #[serde(default = "yes")]
-    pub queue_histograms: bool,
+    /// Queues with their own wait/processing histograms (36 series per queue): none by default,
+    /// `true` for all, or glob patterns of queue names. Every queue's jobs feed the histograms of
+    /// its system and prefix whatever this says; queues named in SLOs always keep theirs.
+    #[serde(default)]
+    pub queue_histograms: queues::QueueHistograms,
     /// Time between queue discovery passes.
     #[serde(default = "default_discovery_interval", with = "humantime_serde")]
     pub discovery_interval: Duration,
@@ -257,7 +258,7 @@ impl Default for Limits {
             slowlog_entries: default_slowlog_entries(),
             max_queues: default_max_queues(),
             max_finished_samples: default_max_finished_samples(),
-            queue_histograms: true,
+            queue_histograms: Default::default(),
             discovery_interval: default_discovery_interval(),
             discovery_budget: default_discovery_budget(),
             slo_buckets: Default::default(),

@@ -106,6 +106,57 @@ impl QueueSource {
     }
 }
 
+/// Which queues get their own wait/processing histograms (`limits.queue_histograms`): 36
+/// series per queue, so off by default; every queue's jobs always feed the histograms of its
+/// system and prefix (`redline_queue_all_*`). `true` = every queue, `false` = none, or a list of
+/// glob patterns (`*`, `?`, `[a-z]`) matched against queue names.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "HistogramsRaw")]
+pub struct QueueHistograms {
+    all: bool,
+    patterns: Vec<glob::Pattern>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum HistogramsRaw {
+    All(bool),
+    Patterns(Vec<String>),
+}
+
+impl TryFrom<HistogramsRaw> for QueueHistograms {
+    type Error = String;
+
+    fn try_from(raw: HistogramsRaw) -> Result<Self, String> {
+        match raw {
+            HistogramsRaw::All(all) => Ok(Self { all, patterns: Vec::new() }),
+            HistogramsRaw::Patterns(list) => {
+                let patterns = list
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| {
+                        glob::Pattern::new(p)
+                            .map_err(|e| format!("queue_histograms[{i}] is not a glob pattern: {}", e.msg))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(Self { all: false, patterns })
+            }
+        }
+    }
+}
+
+impl QueueHistograms {
+    /// Every queue gets its own histograms.
+    pub fn all() -> Self {
+        Self { all: true, patterns: Vec::new() }
+    }
+
+    /// Whether the queue `name` gets its own histograms.
+    pub fn per_queue(&self, name: &str) -> bool {
+        self.all || self.patterns.iter().any(|p| p.matches(name))
+    }
+}
+
 /// kombu's default separator between a queue name and its priority step.
 pub const KOMBU_SEP: &str = "\x06\x16";
 
@@ -115,6 +166,19 @@ mod tests {
 
     fn source(yaml: &str) -> QueueSource {
         serde_yaml_ng::from_str(yaml).expect("queue source")
+    }
+
+    #[test]
+    fn queue_histograms_take_a_flag_or_patterns() {
+        let h = |y: &str| serde_yaml_ng::from_str::<QueueHistograms>(y);
+        assert!(h("true").expect("flag").per_queue("any"));
+        assert!(!h("false").expect("flag").per_queue("any"));
+        assert!(!QueueHistograms::default().per_queue("any"), "off by default");
+        let p = h("[\"pay*\", \"emails\"]").expect("patterns");
+        assert!(p.per_queue("payments") && p.per_queue("emails"));
+        assert!(!p.per_queue("emails-2") && !p.per_queue("reports"));
+        let e = h("[\"ok\", \"[z-\"]").expect_err("bad pattern").to_string();
+        assert!(e.contains("queue_histograms[1] is not a glob pattern"), "{e}");
     }
 
     #[test]

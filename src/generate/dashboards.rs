@@ -101,6 +101,9 @@ fn variables(area: Area) -> Vec<Value> {
 }
 
 /// Matchers the area's variables impose.
+/// The queue filter without `queue`: the system-wide histograms have no such label.
+const QUEUE_ALL_FILTER: &str = "target=~\"$target\",system=~\"$system\"";
+
 fn filter(area: Area) -> &'static str {
     match area {
         Area::Redis => "target=~\"$target\",node=~\"$node\"",
@@ -280,7 +283,26 @@ fn context_panels(area: Area) -> Vec<(&'static str, String, &'static str, Unit)>
                 Unit::PerSecond,
             ),
             (
-                "Wait time p95",
+                "Wait time p95, all queues of a system",
+                format!(
+                    "histogram_quantile(0.95, sum by (system, prefix, le) (rate({}_bucket{{{QUEUE_ALL_FILTER}}}[5m])))",
+                    n::QUEUE_ALL_WAIT_DURATION.exposed()
+                ),
+                "{{system}} {{prefix}}",
+                Unit::Seconds,
+            ),
+            (
+                "Processing time p95, all queues of a system",
+                format!(
+                    "histogram_quantile(0.95, sum by (system, prefix, le) (rate({}_bucket{{{QUEUE_ALL_FILTER}}}[5m])))",
+                    n::QUEUE_ALL_PROCESSING_DURATION.exposed()
+                ),
+                "{{system}} {{prefix}}",
+                Unit::Seconds,
+            ),
+            // Only queues picked by limits.queue_histograms (and SLO queues) have these.
+            (
+                "Wait time p95 per queue (limits.queue_histograms)",
                 format!(
                     "histogram_quantile(0.95, sum by (system, prefix, queue, le) (rate({}_bucket{{{f}}}[5m])))",
                     n::QUEUE_WAIT_DURATION.exposed()
@@ -289,7 +311,7 @@ fn context_panels(area: Area) -> Vec<(&'static str, String, &'static str, Unit)>
                 Unit::Seconds,
             ),
             (
-                "Processing time p95",
+                "Processing time p95 per queue (limits.queue_histograms)",
                 format!(
                     "histogram_quantile(0.95, sum by (system, prefix, queue, le) (rate({}_bucket{{{f}}}[5m])))",
                     n::QUEUE_PROCESSING_DURATION.exposed()

@@ -180,6 +180,14 @@ pub fn assert_no_duplicate_series(text: &str) {
     }
 }
 
+/// Seconds from a Unix `timestamp` (a `*_timestamp_seconds` sample) to now, as the rules'
+/// `time() - …` computes it.
+pub fn age(timestamp: Option<f64>) -> Option<f64> {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs_f64();
+    timestamp.map(|t| now - t)
+}
+
 /// The value of the first sample whose line starts with `prefix` (name plus labels).
 pub fn value(metrics: &str, prefix: &str) -> Option<f64> {
     metrics
@@ -334,11 +342,12 @@ pub fn producer(interpreter: &str, script: &str, args: &[&str]) {
     );
 }
 
-/// Daemon config for one spawned Redis with the given `queues:` entries (1 s collections).
+/// Daemon config for one spawned Redis with the given `queues:` entries (1 s collections;
+/// every queue with its own histograms, which the truth tests compare job by job).
 pub fn queue_daemon(r: &RedisServer, queues: &str) -> Daemon {
     Daemon::start(
         &format!(
-            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
+            "collection:\n  interval: 1s\n  timeout: 900ms\nhost:\n  enabled: false\nlimits:\n  discovery_interval: 1s\n  queue_histograms: true\nredis:\n  - name: t\n    url: {}\n    queues:\n{queues}",
             r.url()
         ),
         &[],

@@ -106,7 +106,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     };
     r.oldest_lower_bound = Some(f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0);
     if let Some(started) = f.num("oldest_active").filter(|ms| *ms >= 0.0) {
-        r.running_since(now, started);
+        r.running_since(started);
     }
     r.stalled(f.num("stalled").unwrap_or(0.0));
     bad += f.num("errors").unwrap_or(0.0) as u64;

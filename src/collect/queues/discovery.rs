@@ -10,7 +10,7 @@
 //! not UTF-8 is skipped, counted in `redline_queue_discovery_errors_total`, logged once, and
 //! tried again on the next pass; the other sources go on.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -48,6 +48,9 @@ pub struct Found {
     pub last_pass: Option<Duration>,
     /// Keys and sources skipped since start, by (system, prefix, reason).
     pub errors: BTreeMap<(System, String, Skip), u64>,
+    /// Jobs ready to run per queue, read after each pass only when more queues were found than
+    /// `limits.max_queues` leaves room for: the cap keeps the largest backlogs.
+    pub backlog: HashMap<QueueRef, u64>,
 }
 
 /// Discovery settings.
@@ -59,6 +62,8 @@ pub struct Budget {
     pub per_round: Duration,
     /// Counts the requests discovery sends.
     pub round_trips: Arc<AtomicU64>,
+    /// `limits.max_queues`: past it, the backlog of every queue found is read to rank them.
+    pub max_queues: usize,
 }
 
 /// How one system's queues are found.
@@ -344,6 +349,8 @@ pub async fn run(
     budget: Budget,
 ) {
     let all = sources.clone();
+    // Queues named in the config are always kept; discovered ones share what is left.
+    let room = budget.max_queues.saturating_sub(all.iter().map(|s| s.names.len()).sum());
     let sources: Vec<QueueSource> = sources.into_iter().filter(QueueSource::discovers).collect();
     if sources.is_empty() {
         return;
@@ -397,10 +404,29 @@ pub async fn run(
                 }
             }
         }
+        let backlog = if pass.len() > room {
+            let list: Vec<QueueRef> = pass.iter().cloned().collect();
+            match super::rank::measure(&mut conn, &list).await {
+                Ok((b, trips)) => {
+                    budget.round_trips.fetch_add(trips, Ordering::Relaxed);
+                    Some(b)
+                }
+                Err(e) => {
+                    // Rank by the previous pass's figures (or by name) until the next one.
+                    tracing::debug!("queue backlog read failed: {e}");
+                    None
+                }
+            }
+        } else {
+            Some(HashMap::new())
+        };
         {
             // A complete pass replaces the set: queues deleted since are forgotten.
             let mut f = found.write().unwrap_or_else(|p| p.into_inner());
             f.queues = pass;
+            if let Some(b) = backlog {
+                f.backlog = b;
+            }
             f.last_pass = Some(started.elapsed());
         }
         tokio::time::sleep(budget.interval).await;

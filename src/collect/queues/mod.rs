@@ -7,13 +7,14 @@ pub mod bullmq;
 pub mod celery;
 pub mod discovery;
 mod histogram;
+mod rank;
 pub mod reply;
 pub mod rq;
 mod script;
 pub mod sidekiq;
 pub mod streams;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use redis::{RedisResult, Value};
@@ -108,9 +109,9 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// Records when the longest-running active job started (both times in ms since the epoch).
-    fn running_since(&mut self, now_ms: f64, started_ms: f64) {
-        self.extra.push((&n::QUEUE_OLDEST_ACTIVE_AGE, vec![], ((now_ms - started_ms) / 1000.0).max(0.0)));
+    /// Records when the longest-running active job started (ms since the epoch). Its age is
+    /// `time() - timestamp` in PromQL: one series instead of two (the series budget).
+    fn running_since(&mut self, started_ms: f64) {
         self.extra.push((&n::QUEUE_OLDEST_ACTIVE_TIMESTAMP, vec![], started_ms / 1000.0));
     }
 
@@ -190,7 +191,10 @@ pub struct Queues {
     sources: Vec<QueueSource>,
     max_queues: usize,
     max_samples: usize,
-    histograms: bool,
+    histograms: crate::config::queues::QueueHistograms,
+    /// Wait and processing histograms of all the queues of one system and prefix: bounded by
+    /// the number of sources, not of queues, and kept when a queue goes away.
+    all: BTreeMap<(System, String), (Histogram, Histogram)>,
     /// Buckets the SLOs need (updated by hot reload).
     slo_buckets: crate::slo::SharedBuckets,
     /// Filled by the discovery task.
@@ -233,7 +237,8 @@ impl Queues {
             sources,
             max_queues: limits.max_queues,
             max_samples: limits.max_finished_samples,
-            histograms: limits.queue_histograms,
+            histograms: limits.queue_histograms.clone(),
+            all: BTreeMap::new(),
             slo_buckets: limits.slo_buckets.clone(),
             discovered: Arc::new(RwLock::new(discovery::Found::default())),
             state: HashMap::new(),
@@ -248,7 +253,8 @@ impl Queues {
         &self.sources
     }
 
-    /// Explicit queues first, then discovered ones by name, capped at `max_queues`.
+    /// Explicit queues first (always kept, up to the cap), then the discovered ones with the most
+    /// jobs ready to run (ties by name), capped at `max_queues`.
     fn selection(&mut self) -> Vec<QueueRef> {
         let mut all: BTreeSet<QueueRef> = BTreeSet::new();
         let mut out = Vec::new();
@@ -260,14 +266,13 @@ impl Queues {
                 }
             }
         }
-        let found = self.discovered.read().unwrap_or_else(|p| p.into_inner());
-        for q in &found.queues {
-            if all.insert(q.clone()) {
-                out.push(q.clone());
-            }
-        }
-        self.dropped = out.len().saturating_sub(self.max_queues);
+        let explicit = out.len();
         out.truncate(self.max_queues);
+        let found = self.discovered.read().unwrap_or_else(|p| p.into_inner());
+        let rest: Vec<&QueueRef> = found.queues.iter().filter(|q| !all.contains(*q)).collect();
+        let wanted = explicit + rest.len();
+        out.extend(rank::top(rest, &found.backlog, self.max_queues - out.len()).into_iter().cloned());
+        self.dropped = wanted - out.len();
         out
     }
 
@@ -522,25 +527,35 @@ impl Queues {
         st.retried += finite(r.retries_new);
         st.lost += finite(r.events_lost);
         st.untimed += finite(r.untimed_new);
+        let all = self.all.entry((q.system, q.prefix.clone())).or_default();
         for (wait, processing) in &r.durations {
             st.wait.observe(*wait);
             st.processing.observe(*processing);
+            all.0.observe(*wait);
+            all.1.observe(*processing);
         }
         out.add(&n::QUEUE_JOBS_COMPLETED, base(), completed);
         out.add(&n::QUEUE_JOBS_FAILED, base(), failed);
         if !r.retries_unknown {
             out.add(&n::QUEUE_JOBS_RETRIED, base(), st.retried);
         }
+        // The diagnostics that stay 0 on a healthy queue appear when they first have something
+        // to say (as a client library's labelled counter does), which keeps a queue within its
+        // series budget; `redline_queue_counters_exact` is always there.
         if let Some(exact) = r.counters_exact {
             out.add(&n::QUEUE_COUNTERS_EXACT, base(), if exact { 1.0 } else { 0.0 });
-            out.add(&n::QUEUE_EVENTS_LOST, base(), st.lost);
-            out.add(&n::QUEUE_JOBS_UNTIMED, base(), st.untimed);
+            if st.lost > 0.0 {
+                out.add(&n::QUEUE_EVENTS_LOST, base(), st.lost);
+            }
+            if st.untimed > 0.0 {
+                out.add(&n::QUEUE_JOBS_UNTIMED, base(), st.untimed);
+            }
         }
-        if let Some(b) = r.events_backlog {
+        if let Some(b) = r.events_backlog.filter(|b| *b > 0.0) {
             out.add(&n::QUEUE_EVENTS_BACKLOG, base(), b);
         }
         // Queues named in SLOs keep their histograms: the SLI is read from them.
-        if !self.histograms && !slo_named {
+        if !self.histograms.per_queue(&q.name) && !slo_named {
             return;
         }
         let (sum, count, buckets) = st.wait.snapshot();
@@ -572,6 +587,19 @@ impl Queues {
             }
             l.push(label("reason", skip.as_str()));
             out.add(&n::QUEUE_DISCOVERY_ERRORS, l, *v as f64);
+        }
+        for ((system, prefix), (wait, processing)) in &self.all {
+            let l = || {
+                let mut l = vec![t(), label("system", system.as_str())];
+                if !prefix.is_empty() {
+                    l.push(label("prefix", prefix.clone()));
+                }
+                l
+            };
+            let (sum, count, buckets) = wait.snapshot();
+            out.histogram(&n::QUEUE_ALL_WAIT_DURATION, l(), sum, count, buckets);
+            let (sum, count, buckets) = processing.snapshot();
+            out.histogram(&n::QUEUE_ALL_PROCESSING_DURATION, l(), sum, count, buckets);
         }
         if let Some(d) = found.last_pass {
             out.add(&n::QUEUE_DISCOVERY_DURATION, vec![t()], d.as_secs_f64());

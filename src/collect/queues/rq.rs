@@ -372,7 +372,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     let lower = f.num("oldest_lower").unwrap_or(0.0);
     r.oldest_lower_bound = Some(lower > 0.0);
     if let Some(started) = ms(&f, "started_ms") {
-        r.running_since(now, started);
+        r.running_since(started);
     }
     r.stalled(f.num("abandoned").unwrap_or(0.0));
 

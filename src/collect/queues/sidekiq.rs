@@ -118,7 +118,7 @@ pub fn read(
     r.oldest_lower_bound = Some(f.num("lower").unwrap_or(0.0) > 0.0);
     r.workers = global.map(|g| g.processes.iter().filter(|(_, qs)| qs.contains(&q.name)).count() as f64);
     if let Some(at) = global.and_then(|g| g.running_since.get(&q.name)) {
-        r.running_since(now, at * 1000.0);
+        r.running_since(at * 1000.0);
     }
     Ok(r)
 }

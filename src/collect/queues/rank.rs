@@ -1,0 +1,128 @@
+//! Which discovered queues to keep when there are more than `limits.max_queues`: the ones with
+//! the most jobs ready to run, which are the ones on-call needs to see (a cap that kept the
+//! alphabetically first would hide a backed-up `payments` behind a thousand idle `a…` queues).
+//! After a discovery pass that found more than the cap, each candidate's backlog is read with one
+//! or two O(1) length commands, in small pipelined windows so no socket read holds Redis long.
+
+use std::collections::HashMap;
+
+use redis::aio::MultiplexedConnection;
+use redis::{RedisResult, Value};
+
+use super::{QueueRef, System};
+
+/// Queues per pipelined window: at most 128 O(1) length reads, tens of microseconds of Redis time.
+const QUEUES_PER_WINDOW: usize = 64;
+
+/// Adds the length reads of `q`'s ready jobs to `pipe`; returns how many.
+fn add_reads(pipe: &mut redis::Pipeline, q: &QueueRef) -> usize {
+    let (p, n) = (&q.prefix, &q.name);
+    match q.system {
+        System::Bullmq => {
+            pipe.cmd("LLEN").arg(format!("{p}:{n}:wait"));
+            pipe.cmd("ZCARD").arg(format!("{p}:{n}:prioritized"));
+            2
+        }
+        System::Bull => {
+            pipe.cmd("LLEN").arg(format!("{p}:{n}:wait"));
+            1
+        }
+        System::Rq => {
+            pipe.cmd("LLEN").arg(format!("{p}:queue:{n}"));
+            1
+        }
+        System::Sidekiq => {
+            let ns = if p.is_empty() { String::new() } else { format!("{p}:") };
+            pipe.cmd("LLEN").arg(format!("{ns}queue:{n}"));
+            1
+        }
+        System::Celery => {
+            pipe.cmd("LLEN").arg(format!("{p}{n}"));
+            1
+        }
+        System::Stream => {
+            pipe.cmd("XLEN").arg(format!("{p}{n}"));
+            1
+        }
+    }
+}
+
+/// The backlog a set of replies adds up to; a key of the wrong type or a refused read counts 0
+/// (the queue still competes, last).
+fn backlog(replies: &[RedisResult<Value>]) -> u64 {
+    replies
+        .iter()
+        .map(|r| match r {
+            Ok(Value::Int(i)) => (*i).max(0) as u64,
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Reads the backlog of every queue in `queues`; returns it and the round trips made.
+pub async fn measure(
+    conn: &mut MultiplexedConnection,
+    queues: &[QueueRef],
+) -> RedisResult<(HashMap<QueueRef, u64>, u64)> {
+    let mut out = HashMap::with_capacity(queues.len());
+    let mut trips = 0;
+    for chunk in queues.chunks(QUEUES_PER_WINDOW) {
+        let mut pipe = redis::pipe();
+        pipe.ignore_errors();
+        let counts: Vec<usize> = chunk.iter().map(|q| add_reads(&mut pipe, q)).collect();
+        let replies: Vec<RedisResult<Value>> = pipe.query_async(conn).await?;
+        trips += 1;
+        let mut i = 0;
+        for (q, n) in chunk.iter().zip(counts) {
+            out.insert(q.clone(), backlog(replies.get(i..i + n).unwrap_or(&[])));
+            i += n;
+        }
+    }
+    Ok((out, trips))
+}
+
+/// Keeps at most `cap` of `candidates`: the largest backlogs first, ties (and queues not
+/// measured yet) by name, so the choice is stable between collections. O(n), no full sort.
+pub fn top<'a>(
+    mut candidates: Vec<&'a QueueRef>,
+    backlog: &HashMap<QueueRef, u64>,
+    cap: usize,
+) -> Vec<&'a QueueRef> {
+    if candidates.len() <= cap {
+        return candidates;
+    }
+    let order = |a: &&QueueRef, b: &&QueueRef| {
+        let (x, y) = (backlog.get(*a).copied().unwrap_or(0), backlog.get(*b).copied().unwrap_or(0));
+        y.cmp(&x).then_with(|| a.cmp(b))
+    };
+    if cap == 0 {
+        return Vec::new();
+    }
+    candidates.select_nth_unstable_by(cap - 1, order);
+    candidates.truncate(cap);
+    candidates.sort_by(order);
+    candidates
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(name: &str) -> QueueRef {
+        QueueRef { system: System::Bullmq, prefix: "bull".into(), name: name.into() }
+    }
+
+    #[test]
+    fn the_largest_backlogs_are_kept_ties_by_name() {
+        let all: Vec<QueueRef> = ["a", "b", "c", "d", "payments"].iter().map(|n| q(n)).collect();
+        let backlog: HashMap<QueueRef, u64> = [(q("payments"), 900), (q("c"), 5), (q("d"), 5)].into();
+        let kept: Vec<&str> =
+            top(all.iter().collect(), &backlog, 3).iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(kept, ["payments", "c", "d"]);
+        let none: HashMap<QueueRef, u64> = HashMap::new();
+        let kept: Vec<&str> = top(all.iter().collect(), &none, 2).iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(kept, ["a", "b"], "unmeasured: by name");
+        assert!(top(all.iter().collect(), &backlog, 0).is_empty());
+        assert_eq!(top(all.iter().collect(), &backlog, 10).len(), 5);
+    }
+}
