@@ -1018,6 +1018,86 @@ pub static ALERTS: &[AlertDef] = &[
         fixture_labels: &[("collector", "redis"), ("target", "t")],
     },
     AlertDef {
+        key: "redline_queue_unreadable",
+        alert: "RedlineQueueUnreadable",
+        area: Area::Redline,
+        scope: Scope::Queue,
+        op: Op::Above,
+        unit: Unit::Bool,
+        expr: |s| format!("max by (target, system, prefix, queue, reason) ({}{})", n::QUEUE_UNREADABLE.exposed(), sel(&[s])),
+        summary: "redline cannot read {{ $labels.system }} queue {{ $labels.queue }} ({{ $labels.reason }})",
+        description: "redline did not read {{ $labels.system }} queue {{ $labels.queue }} on {{ $labels.target }}: {{ $labels.reason }}. Its age and backlog alerts cannot fire. cross_slot: give the queue a {hash-tag} prefix; node_down / no_owner: check the cluster.",
+        default: d(Some(0.0), None, 600),
+        panel: "Unreadable queues",
+        fixture: |v| {
+            vec![gauge(n::QUEUE_UNREADABLE.exposed(), "{target=\"t\",system=\"bullmq\",queue=\"q\",reason=\"cross_slot\"}", v)]
+        },
+        fixture_labels: &[("target", "t"), ("system", "bullmq"), ("queue", "q"), ("reason", "cross_slot")],
+    },
+    AlertDef {
+        key: "redline_queue_read_errors",
+        alert: "RedlineQueueReadErrors",
+        area: Area::Redline,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::PerSecond,
+        // Queue reads and discovery both: either way part of what on-call relies on is unseen.
+        // `(a + b) or a or b`: either counter may not exist yet (they appear at the first skip).
+        expr: |s| {
+            let a = format!("sum by (target, system) (rate({}{}[10m]))", n::QUEUE_ERRORS.exposed(), sel(&[s]));
+            let b = format!(
+                "sum by (target, system) (rate({}{}[10m]))",
+                n::QUEUE_DISCOVERY_ERRORS.exposed(),
+                sel(&[s])
+            );
+            format!("({a} + {b}) or {a} or {b}")
+        },
+        summary: "redline skips {{ $labels.system }} queue data on {{ $labels.target }}",
+        description: "redline skips {value} bad or unreadable {{ $labels.system }} queue keys on {{ $labels.target }} (threshold {threshold}): wrong key types, garbage job data, refused reads or keys that are not UTF-8. The queues (or parts) involved are not counted. redline's debug log names them; check the ACL and the application writing those keys.",
+        default: d(Some(0.0), None, 900),
+        panel: "Skipped queue data",
+        fixture: |v| {
+            vec![
+                counter(n::QUEUE_ERRORS.exposed(), "{target=\"t\",system=\"bullmq\",reason=\"bad_data\"}", v),
+                counter(n::QUEUE_DISCOVERY_ERRORS.exposed(), "{target=\"t\",system=\"bullmq\",reason=\"bad_key\"}", 0.0),
+            ]
+        },
+        fixture_labels: &[("target", "t"), ("system", "bullmq")],
+    },
+    AlertDef {
+        key: "redline_pg_query_errors",
+        alert: "RedlinePostgresQueryErrors",
+        area: Area::Redline,
+        scope: Scope::Target,
+        op: Op::Above,
+        unit: Unit::PerSecond,
+        expr: |s| format!("sum by (target, query) (rate({}{}[10m]))", n::PG_QUERY_ERRORS.exposed(), sel(&[s])),
+        summary: "redline's {{ $labels.query }} queries on {{ $labels.target }} keep failing",
+        description: "redline's {{ $labels.query }} query group on PostgreSQL {{ $labels.target }} fails {value} times a second (threshold {threshold}): statement or lock timeouts, cancels. Its metrics are missing while it fails; a server this slow to answer catalogue queries is itself in trouble.",
+        default: d(Some(0.0), None, 900),
+        panel: "Failing PostgreSQL query groups",
+        fixture: |v| vec![counter(n::PG_QUERY_ERRORS.exposed(), "{target=\"t\",query=\"locks\",sqlstate=\"57014\"}", v)],
+        fixture_labels: &[("target", "t"), ("query", "locks")],
+    },
+    AlertDef {
+        key: "host_filesystem_stuck",
+        alert: "HostFilesystemStuck",
+        area: Area::Host,
+        scope: Scope::Host,
+        op: Op::Above,
+        unit: Unit::Bool,
+        expr: |s| format!("{}{}", n::HOST_FS_STUCK.exposed(), sel(&[s])),
+        summary: "Filesystem {{ $labels.mountpoint }} on {{ $labels.instance }} does not answer",
+        description: "statfs on {{ $labels.mountpoint }} ({{ $labels.fstype }}) on {{ $labels.instance }} has not returned within redline's collection timeout: a hung NFS/FUSE mount. Processes touching it hang too; its disk usage is unknown.",
+        default: d(Some(0.0), None, 300),
+        panel: "Stuck filesystems",
+        fixture: |v| {
+            let l = "{instance=\"h\",mountpoint=\"/mnt/nfs\",device=\"srv:/x\",fstype=\"nfs\"}";
+            vec![gauge(n::HOST_FS_STUCK.exposed(), l, v)]
+        },
+        fixture_labels: &[("instance", "h"), ("mountpoint", "/mnt/nfs"), ("device", "srv:/x"), ("fstype", "nfs")],
+    },
+    AlertDef {
         key: "redline_reload_failed",
         alert: "RedlineThresholdsReloadFailed",
         area: Area::Redline,
