@@ -324,7 +324,9 @@ pub fn check_against_config(slos: &[Slo], config: &Config) -> ConfigFindings {
     let mut out = ConfigFindings::default();
     for s in slos {
         let m = &s.matcher;
-        if config.limits.max_finished_samples == 0 && !matches!(s.sli, Sli::Success) {
+        // BullMQ times jobs from its events stream; Bull and RQ read finished jobs' hashes.
+        let reads_hashes = m.system.is_none_or(|x| matches!(x, System::Bull | System::Rq));
+        if config.limits.max_finished_samples == 0 && !matches!(s.sli, Sli::Success) && reads_hashes {
             out.problems.push(format!(
                 "SLO {}: limits.max_finished_samples is 0, so no job durations are read and its histogram stays empty",
                 s.name
@@ -544,6 +546,24 @@ mod tests {
         assert!(!all.contains("SLO one:"), "{all}");
         assert_eq!(f.notes.len(), 1, "{all}");
         assert!(f.notes[0].starts_with("SLO elsewhere: this config collects no"), "{all}");
+    }
+
+    #[test]
+    fn no_finished_samples_starves_bull_and_rq_slos_not_bullmq_ones() {
+        let config = Config::parse(
+            "host:\n  enabled: false\nlimits:\n  max_finished_samples: 0\nredis:\n  - url: redis://127.0.0.1:1\n    queues:\n      - system: bullmq\n        names: [pay]\n      - system: rq\n        names: [mail]\n",
+            "c.yaml",
+        )
+        .expect("config");
+        let (s, p) = parse("slos:\n  - name: pay\n    queue: pay\n    system: bullmq\n    objective: 0.99\n    wait_under: 1s\n  - name: mail\n    queue: mail\n    system: rq\n    objective: 0.99\n    wait_under: 1s\n");
+        assert!(p.is_empty(), "{p:?}");
+        let f = check_against_config(&s, &config);
+        let all = format!("{f:?}");
+        assert!(
+            f.problems.iter().any(|m| m.starts_with("SLO mail: limits.max_finished_samples is 0")),
+            "{all}"
+        );
+        assert!(!all.contains("SLO pay:"), "{all}");
     }
 
     #[test]

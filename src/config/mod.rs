@@ -230,8 +230,9 @@ pub struct Limits {
     /// Most queues collected per Redis target; the rest are counted in `redline_queue_dropped`.
     #[serde(default = "default_max_queues")]
     pub max_queues: usize,
-    /// Most finished jobs per queue and collection whose timestamps feed the duration histograms
-    /// (counts stay exact).
+    /// Bull and RQ: most finished jobs per queue and collection whose hashes are read for the
+    /// duration histograms (counts stay exact). BullMQ times its jobs from the events stream,
+    /// bounded separately.
     #[serde(default = "default_max_finished_samples")]
     pub max_finished_samples: usize,
     /// Queues with their own wait/processing histograms (36 series per queue): none by default,
