@@ -49,7 +49,7 @@ fn primary_and_standby(major: u32) {
         ),
         &[("PW", "right-pg-pass")],
     );
-    // `redline_pg_instance_info{target="p",version="18.4",role="primary"} 1.0`
+    // `redline_pg_instance_info{target="p",version="18.4",role="primary"} 1`
     let info = |text: &str, target: &str, role: &str| {
         let head = format!("redline_pg_instance_info{{target=\"{target}\",version=\"{major}.");
         text.lines().any(|l| l.starts_with(&head) && l.contains(&format!(",role=\"{role}\"}} 1")))

@@ -170,6 +170,8 @@ pub struct QueueState {
     pub(crate) jobs: Option<Box<bullmq::Tracker>>,
     source: Option<Source>,
     added_source: Option<Source>,
+    /// The oldest-ready age has been a lower bound at least once: its flag is exposed from then.
+    lower_bound_seen: bool,
     totals: [Total; 3],
     added: f64,
     completed: f64,
@@ -480,8 +482,14 @@ impl Queues {
             l.extend(extra.iter().cloned());
             out.add(def, l, *v);
         }
+        // Present from the first time the age is only a bound (then 1, later 0 or 1): a queue
+        // read exactly all along does not spend a series on saying so.
         if let Some(lb) = r.oldest_lower_bound {
-            out.add(&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, base(), if lb { 1.0 } else { 0.0 });
+            let st = self.state.entry(q.clone()).or_default();
+            st.lower_bound_seen |= lb;
+            if st.lower_bound_seen {
+                out.add(&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, base(), if lb { 1.0 } else { 0.0 });
+            }
         }
         if !r.counts_jobs() {
             return;
