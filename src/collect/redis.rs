@@ -155,6 +155,7 @@ impl RedisCollector {
             per_round: self.limits.discovery_budget,
             round_trips: self.round_trips[1].clone(),
             max_queues: self.limits.max_queues,
+            rank_always: false,
         };
         let task = discovery::run(conn, q.sources().to_vec(), q.discovered.clone(), budget);
         self.discovery = Some(tokio::spawn(task));

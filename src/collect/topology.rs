@@ -368,9 +368,10 @@ impl TopologyCollector {
                         interval: self.limits.discovery_interval,
                         per_round: self.limits.discovery_budget,
                         round_trips: node.discovery_trips.clone(),
+                        max_queues: self.limits.max_queues,
                         // The cap is per target: one node cannot tell whether the target's total
                         // passes it, so every pass ranks (one length read per queue per pass).
-                        max_queues: 0,
+                        rank_always: true,
                     };
                     let task = tokio::spawn(discovery::run(conn, sources.clone(), found.clone(), budget));
                     node.discovery = Some((task, found));

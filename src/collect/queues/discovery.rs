@@ -64,6 +64,9 @@ pub struct Budget {
     pub round_trips: Arc<AtomicU64>,
     /// `limits.max_queues`: past it, the backlog of every queue found is read to rank them.
     pub max_queues: usize,
+    /// Rank after every pass even under the cap (a cluster node cannot tell whether the
+    /// target's total passes it).
+    pub rank_always: bool,
 }
 
 /// How one system's queues are found.
@@ -404,9 +407,9 @@ pub async fn run(
                 }
             }
         }
-        let backlog = if pass.len() > room {
-            let list: Vec<QueueRef> = pass.iter().cloned().collect();
-            match super::rank::measure(&mut conn, &list).await {
+        let backlog = if pass.len() > room || budget.rank_always {
+            let list: Vec<&QueueRef> = pass.iter().collect();
+            match super::rank::measure(&mut conn, &list, room).await {
                 Ok((b, trips)) => {
                     budget.round_trips.fetch_add(trips, Ordering::Relaxed);
                     Some(b)

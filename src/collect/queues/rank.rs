@@ -59,12 +59,14 @@ fn backlog(replies: &[RedisResult<Value>]) -> u64 {
         .sum()
 }
 
-/// Reads the backlog of every queue in `queues`; returns it and the round trips made.
+/// Reads the backlog of every queue in `queues` and returns the `keep` largest (the others
+/// would be left out anyway, and 50,000 entries would cost megabytes), with the round trips made.
 pub async fn measure(
     conn: &mut MultiplexedConnection,
-    queues: &[QueueRef],
+    queues: &[&QueueRef],
+    keep: usize,
 ) -> RedisResult<(HashMap<QueueRef, u64>, u64)> {
-    let mut out = HashMap::with_capacity(queues.len());
+    let mut all: Vec<(&QueueRef, u64)> = Vec::with_capacity(queues.len());
     let mut trips = 0;
     for chunk in queues.chunks(QUEUES_PER_WINDOW) {
         let mut pipe = redis::pipe();
@@ -74,20 +76,21 @@ pub async fn measure(
         trips += 1;
         let mut i = 0;
         for (q, n) in chunk.iter().zip(counts) {
-            out.insert(q.clone(), backlog(replies.get(i..i + n).unwrap_or(&[])));
+            all.push((q, backlog(replies.get(i..i + n).unwrap_or(&[]))));
             i += n;
         }
     }
-    Ok((out, trips))
+    let backlog: HashMap<&QueueRef, u64> = all.iter().copied().collect();
+    let kept = top(all.iter().map(|(q, _)| *q).collect(), &backlog, keep);
+    Ok((kept.into_iter().map(|q| (q.clone(), backlog.get(q).copied().unwrap_or(0))).collect(), trips))
 }
 
 /// Keeps at most `cap` of `candidates`: the largest backlogs first, ties (and queues not
 /// measured yet) by name, so the choice is stable between collections. O(n), no full sort.
-pub fn top<'a>(
-    mut candidates: Vec<&'a QueueRef>,
-    backlog: &HashMap<QueueRef, u64>,
-    cap: usize,
-) -> Vec<&'a QueueRef> {
+pub fn top<'a, K>(mut candidates: Vec<&'a QueueRef>, backlog: &HashMap<K, u64>, cap: usize) -> Vec<&'a QueueRef>
+where
+    K: std::borrow::Borrow<QueueRef> + std::hash::Hash + Eq,
+{
     if candidates.len() <= cap {
         return candidates;
     }
