@@ -110,38 +110,41 @@ impl QueueSource {
 /// series per queue, so off by default; every queue's jobs always feed the histograms of its
 /// system and prefix (`redline_queue_all_*`). `true` = every queue, `false` = none, or a list of
 /// glob patterns (`*`, `?`, `[a-z]`) matched against queue names.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
-#[serde(try_from = "HistogramsRaw")]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct QueueHistograms {
     all: bool,
     patterns: Vec<glob::Pattern>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum HistogramsRaw {
-    All(bool),
-    Patterns(Vec<String>),
-}
+impl<'de> Deserialize<'de> for QueueHistograms {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = QueueHistograms;
 
-impl TryFrom<HistogramsRaw> for QueueHistograms {
-    type Error = String;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a list of queue name patterns")
+            }
 
-    fn try_from(raw: HistogramsRaw) -> Result<Self, String> {
-        match raw {
-            HistogramsRaw::All(all) => Ok(Self { all, patterns: Vec::new() }),
-            HistogramsRaw::Patterns(list) => {
-                let patterns = list
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| {
-                        glob::Pattern::new(p)
-                            .map_err(|e| format!("queue_histograms[{i}] is not a glob pattern: {}", e.msg))
-                    })
-                    .collect::<Result<_, _>>()?;
-                Ok(Self { all: false, patterns })
+            fn visit_bool<E: serde::de::Error>(self, all: bool) -> Result<Self::Value, E> {
+                Ok(QueueHistograms { all, patterns: Vec::new() })
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut patterns = Vec::new();
+                while let Some(p) = seq.next_element::<String>()? {
+                    let i = patterns.len();
+                    patterns.push(glob::Pattern::new(&p).map_err(|e| {
+                        serde::de::Error::custom(format!(
+                            "queue_histograms[{i}] is not a glob pattern: {}",
+                            e.msg
+                        ))
+                    })?);
+                }
+                Ok(QueueHistograms { all: false, patterns })
             }
         }
+        d.deserialize_any(Visitor)
     }
 }
 
@@ -179,6 +182,8 @@ mod tests {
         assert!(!p.per_queue("emails-2") && !p.per_queue("reports"));
         let e = h("[\"ok\", \"[z-\"]").expect_err("bad pattern").to_string();
         assert!(e.contains("queue_histograms[1] is not a glob pattern"), "{e}");
+        let e = h("7").expect_err("a number").to_string();
+        assert!(e.contains("expected true, false or a list of queue name patterns"), "{e}");
     }
 
     #[test]

@@ -87,7 +87,11 @@ pub async fn measure(
 
 /// Keeps at most `cap` of `candidates`: the largest backlogs first, ties (and queues not
 /// measured yet) by name, so the choice is stable between collections. O(n), no full sort.
-pub fn top<'a, K>(mut candidates: Vec<&'a QueueRef>, backlog: &HashMap<K, u64>, cap: usize) -> Vec<&'a QueueRef>
+pub fn top<'a, K>(
+    mut candidates: Vec<&'a QueueRef>,
+    backlog: &HashMap<K, u64>,
+    cap: usize,
+) -> Vec<&'a QueueRef>
 where
     K: std::borrow::Borrow<QueueRef> + std::hash::Hash + Eq,
 {
