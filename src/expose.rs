@@ -137,12 +137,13 @@ fn push_series(
     out.push(b' ');
 }
 
-/// Encodes one family. Counters are declared as `name_total` in 0.0.4 and as `name` in
-/// OpenMetrics; their samples are `name_total` in both.
-fn encode_family(out: &mut Vec<u8>, f: &Family, format: Format) {
-    if f.samples.is_empty() {
+/// Encodes one family from its parts (the same family from several collectors): one HELP and
+/// TYPE, then every part's samples. Counters are declared as `name_total` in 0.0.4 and as `name`
+/// in OpenMetrics; their samples are `name_total` in both.
+fn encode_family(out: &mut Vec<u8>, parts: &[&Family], format: Format) {
+    let Some(f) = parts.iter().find(|f| !f.samples.is_empty()) else {
         return;
-    }
+    };
     let (declared, ty, sample_suffix) = match (f.kind, format) {
         (Kind::Counter, Format::Text) => (format!("{}_total", f.name), "counter", "_total"),
         (Kind::Counter, Format::OpenMetrics) => (f.name.to_string(), "counter", "_total"),
@@ -158,7 +159,7 @@ fn encode_family(out: &mut Vec<u8>, f: &Family, format: Format) {
     out.push(b' ');
     out.extend_from_slice(ty.as_bytes());
     out.push(b'\n');
-    for s in &f.samples {
+    for s in parts.iter().flat_map(|f| f.samples.iter()) {
         match &s.value {
             Value::Number(v) => {
                 push_series(out, f.name, sample_suffix, None, &s.labels);
@@ -189,14 +190,24 @@ fn encode_family(out: &mut Vec<u8>, f: &Family, format: Format) {
     }
 }
 
-/// Encodes families as bytes. Each family name must occur once across all parts (the store
-/// merges per-collector output before it gets here).
+/// Encodes families as bytes. A family name found in several parts (e.g. two Redis targets'
+/// collectors) is written once, in the order names first appear, with the samples of each part.
 pub fn encode_bytes(parts: &[Arc<Vec<Family>>], format: Format) -> Vec<u8> {
-    let mut out = Vec::with_capacity(16 * 1024);
-    for families in parts {
-        for f in families.iter() {
-            encode_family(&mut out, f, format);
+    let mut order: Vec<Vec<&Family>> = Vec::new();
+    let mut index: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for f in parts.iter().flat_map(|p| p.iter()) {
+        match index.get(f.name) {
+            Some(&i) => order[i].push(f),
+            None => {
+                index.insert(f.name, order.len());
+                order.push(vec![f]);
+            }
         }
+    }
+    let size: usize = parts.iter().flat_map(|p| p.iter()).map(|f| f.samples.len() * 96).sum();
+    let mut out = Vec::with_capacity(size.max(16 * 1024));
+    for group in &order {
+        encode_family(&mut out, group, format);
     }
     if format == Format::OpenMetrics {
         out.extend_from_slice(b"# EOF\n");
@@ -225,14 +236,14 @@ fn gzip(body: &[u8]) -> Vec<u8> {
 /// changes and a new `Exposition` replaces this one.
 #[derive(Debug)]
 pub struct Exposition {
-    families: Arc<Vec<Family>>,
+    parts: Vec<Arc<Vec<Family>>>,
     bodies: [OnceLock<Bytes>; 4],
 }
 
 impl Exposition {
-    /// A snapshot's families, not encoded yet.
-    pub fn new(families: Arc<Vec<Family>>) -> Self {
-        Exposition { families, bodies: Default::default() }
+    /// A snapshot's families (shared parts, merged by name when encoded), not encoded yet.
+    pub fn new(parts: Vec<Arc<Vec<Family>>>) -> Self {
+        Exposition { parts, bodies: Default::default() }
     }
 
     fn slot(format: Format, gzipped: bool) -> usize {
@@ -252,15 +263,15 @@ impl Exposition {
                 if gzipped {
                     Bytes::from(gzip(&self.body(format, false)))
                 } else {
-                    Bytes::from(encode_bytes(std::slice::from_ref(&self.families), format))
+                    Bytes::from(encode_bytes(&self.parts, format))
                 }
             })
             .clone()
     }
 
-    /// The families this snapshot holds.
-    pub fn families(&self) -> &Arc<Vec<Family>> {
-        &self.families
+    /// The families this snapshot holds, in parts.
+    pub fn parts(&self) -> &[Arc<Vec<Family>>] {
+        &self.parts
     }
 }
 
@@ -268,6 +279,21 @@ impl Exposition {
 mod tests {
     use super::*;
     use crate::metrics::{label, MetricDef};
+
+    #[test]
+    fn a_family_in_several_parts_is_declared_once_with_every_sample() {
+        let part = |t: &str| {
+            Arc::new(vec![Family::new(&MetricDef::gauge("redline_test_mem", "Memory."))
+                .with(vec![label("target", t)], 1.0)])
+        };
+        let empty = Arc::new(vec![Family::new(&MetricDef::gauge("redline_test_mem", "Memory."))]);
+        let text = encode(vec![empty, part("a"), part("b")], Format::Text);
+        assert_eq!(text.matches("# TYPE redline_test_mem gauge").count(), 1, "{text}");
+        assert_eq!(
+            text,
+            "# HELP redline_test_mem Memory.\n# TYPE redline_test_mem gauge\nredline_test_mem{target=\"a\"} 1\nredline_test_mem{target=\"b\"} 1\n"
+        );
+    }
 
     fn sample() -> Arc<Vec<Family>> {
         let mut h = Family::new(&MetricDef::histogram("redline_test_latency_seconds", "Latency."));
@@ -335,7 +361,7 @@ mod tests {
 
     #[test]
     fn exposition_encodes_once_and_gzip_decodes_to_the_text() {
-        let e = Exposition::new(sample());
+        let e = Exposition::new(vec![sample()]);
         assert!(e.cached(Format::Text, false).is_none());
         let a = e.body(Format::Text, false);
         let b = e.body(Format::Text, false);

@@ -26,7 +26,9 @@ struct Entry {
     target: String,
     generation: u64,
     has_endpoint: bool,
-    families: Vec<Family>,
+    /// Shared with the exposition: a new snapshot references it instead of copying it (at
+    /// 10,000 queues a copy is tens of megabytes).
+    families: Arc<Vec<Family>>,
     success: Option<bool>,
     duration: Duration,
     errors: u64,
@@ -43,7 +45,7 @@ impl Entry {
 struct State {
     entries: Vec<Entry>,
     /// Families the daemon itself publishes (thresholds reload state, live thresholds).
-    daemon: Vec<Family>,
+    daemon: Arc<Vec<Family>>,
     next_generation: u64,
     /// The first set of collectors is registered: readiness may be decided.
     started: bool,
@@ -57,11 +59,11 @@ impl Default for State {
     fn default() -> Self {
         State {
             entries: Vec::new(),
-            daemon: Vec::new(),
+            daemon: Arc::default(),
             next_generation: 1,
             started: false,
             ready: false,
-            exposition: Arc::new(Exposition::new(Arc::new(merge(&[], &[])))),
+            exposition: Arc::new(Exposition::new(vec![Arc::new(meta(&[]))])),
         }
     }
 }
@@ -92,7 +94,7 @@ impl Store {
                 target: target.to_string(),
                 generation,
                 has_endpoint: true,
-                families: Vec::new(),
+                families: Arc::default(),
                 success: None,
                 duration: Duration::ZERO,
                 errors: 0,
@@ -128,14 +130,14 @@ impl Store {
         e.duration = duration;
         match outcome {
             Ok(families) => {
-                e.families = families;
+                e.families = Arc::new(families);
                 e.success = Some(true);
                 e.last_success_unix =
                     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
             }
             Err(_) => {
                 // Serve no stale values for a target we cannot read; up=0 says why.
-                e.families.clear();
+                e.families = Arc::default();
                 e.success = Some(false);
                 e.errors += 1;
             }
@@ -155,7 +157,7 @@ impl Store {
     /// Replaces the daemon's own families.
     pub fn set_daemon_families(&self, families: Vec<Family>) {
         let mut st = self.write();
-        st.daemon = families;
+        st.daemon = Arc::new(families);
         rebuild(&mut st);
     }
 
@@ -164,9 +166,9 @@ impl Store {
         self.read().exposition.clone()
     }
 
-    /// The merged families of the current snapshot.
+    /// The current snapshot: parts that [`crate::expose::encode`] merges by family name.
     pub fn snapshot(&self) -> Vec<Arc<Vec<Family>>> {
-        vec![self.read().exposition.families().clone()]
+        self.read().exposition.parts().to_vec()
     }
 
     /// True once every collector registered at start has finished a collection; it stays true
@@ -184,15 +186,21 @@ impl Store {
     }
 }
 
-/// New merged snapshot; its bodies are encoded when first scraped.
+/// New snapshot; its bodies are encoded when first scraped. The collectors' families are
+/// shared, not copied: only the per-collector self-metrics are built here.
 fn rebuild(st: &mut State) {
     if st.started && !st.ready && st.entries.iter().all(|e| e.success.is_some()) {
         st.ready = true;
     }
-    st.exposition = Arc::new(Exposition::new(Arc::new(merge(&st.entries, &st.daemon))));
+    let mut parts = Vec::with_capacity(st.entries.len() + 2);
+    parts.push(Arc::new(meta(&st.entries)));
+    parts.push(st.daemon.clone());
+    parts.extend(st.entries.iter().map(|e| e.families.clone()));
+    st.exposition = Arc::new(Exposition::new(parts));
 }
 
-fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
+/// redline's own families about its collectors (build info, up, duration, errors).
+fn meta(entries: &[Entry]) -> Vec<Family> {
     let mut set = FamilySet::new();
     set.add(&names::BUILD_INFO, vec![label("version", env!("CARGO_PKG_VERSION"))], 1.0);
     for e in entries.iter().filter(|e| e.success.is_some()) {
@@ -208,10 +216,6 @@ fn merge(entries: &[Entry], daemon: &[Family]) -> Vec<Family> {
         if e.has_endpoint {
             set.add(&names::TARGET_UP, e.labels(), if ok { 1.0 } else { 0.0 });
         }
-    }
-    set.extend(daemon.iter().cloned());
-    for e in entries {
-        set.extend(e.families.iter().cloned());
     }
     set.into_families()
 }
