@@ -204,7 +204,7 @@ pub fn encode_bytes(parts: &[Arc<Vec<Family>>], format: Format) -> Vec<u8> {
             }
         }
     }
-    let size: usize = parts.iter().flat_map(|p| p.iter()).map(|f| f.samples.len() * 96).sum();
+    let size: usize = parts.iter().flat_map(|p| p.iter()).map(|f| f.samples.len() * 112).sum();
     let mut out = Vec::with_capacity(size.max(16 * 1024));
     for group in &order {
         encode_family(&mut out, group, format);
@@ -212,6 +212,9 @@ pub fn encode_bytes(parts: &[Arc<Vec<Family>>], format: Format) -> Vec<u8> {
     if format == Format::OpenMetrics {
         out.extend_from_slice(b"# EOF\n");
     }
+    // The body lives as long as its snapshot: do not keep a grown buffer's spare half with it
+    // (18 MB of text at 10,000 queues sat in a 35 MB allocation).
+    out.shrink_to_fit();
     out
 }
 
@@ -228,7 +231,9 @@ fn gzip(body: &[u8]) -> Vec<u8> {
         flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 8), flate2::Compression::fast());
     // Writing to a Vec cannot fail.
     let _ = enc.write_all(body);
-    enc.finish().unwrap_or_default()
+    let mut out = enc.finish().unwrap_or_default();
+    out.shrink_to_fit();
+    out
 }
 
 /// One snapshot's bodies: each format, plain and gzipped, encoded on first request and then
