@@ -24,11 +24,27 @@ pub enum Format {
 }
 
 impl Format {
-    /// Picks the format from an HTTP `Accept` header: OpenMetrics only when asked for.
+    /// Picks the format from an HTTP `Accept` header: OpenMetrics only when asked for with a
+    /// weight above 0 and at least that of text (media types compare case-insensitively).
     pub fn negotiate(accept: Option<&str>) -> Self {
-        match accept {
-            Some(a) if a.contains("application/openmetrics-text") => Format::OpenMetrics,
-            _ => Format::Text,
+        let (mut om, mut text) = (0.0_f64, 0.0_f64);
+        for entry in accept.unwrap_or("").split(',') {
+            let mut parts = entry.split(';');
+            let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, v)| v.trim().parse().unwrap_or(0.0));
+            match media.as_str() {
+                "application/openmetrics-text" => om = om.max(q),
+                "text/plain" | "*/*" | "text/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if om > 0.0 && om >= text {
+            Format::OpenMetrics
+        } else {
+            Format::Text
         }
     }
 
@@ -362,6 +378,17 @@ mod tests {
             Format::negotiate(Some("application/openmetrics-text;version=1.0.0,text/plain;q=0.5")),
             Format::OpenMetrics
         );
+        // What Prometheus sends.
+        assert_eq!(
+            Format::negotiate(Some("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some("application/openmetrics-text;q=0,text/plain")), Format::Text);
+        assert_eq!(
+            Format::negotiate(Some("APPLICATION/OPENMETRICS-TEXT; version=1.0.0")),
+            Format::OpenMetrics
+        );
+        assert_eq!(Format::negotiate(Some("application/openmetrics-text;q=0.2,text/plain")), Format::Text);
     }
 
     #[test]

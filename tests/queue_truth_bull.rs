@@ -688,7 +688,7 @@ fn stream_lag_is_known_or_flagged_when_xinfo_has_none() {
     let text = until(&d, "streams read", 15, |t| lag(t, "big", "mid").is_some());
     // Truth: entries after each group's last delivered id (99 entries, one deleted: 97 after #2).
     assert_eq!(lag(&text, "jobs", "mid"), Some(97.0));
-    assert_eq!(flag(&text, "jobs", "mid"), Some(0.0));
+    assert_eq!(flag(&text, "jobs", "mid"), None, "exact: no flag");
     assert_eq!(lag(&text, "jobs", "all"), Some(99.0));
     assert_eq!(
         value(&text, "redline_queue_jobs{target=\"t\",system=\"stream\",queue=\"jobs\",state=\"waiting\"}"),

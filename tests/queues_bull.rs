@@ -110,7 +110,7 @@ fn discovery_finds_bullmq5_bullmq6_and_bull_with_custom_and_hash_tag_prefixes() 
 #[test]
 fn queue_cap_keeps_named_queues_then_the_largest_backlogs() {
     let r = RedisServer::start(&[]);
-    for (name, count) in [("a", 1), ("b", 1), ("c", 1), ("d", 1), ("payments", 40), ("zeta", 7)] {
+    for (name, count) in [("a", 1), ("b", 60), ("c", 1), ("d", 1), ("payments", 40), ("zeta", 7)] {
         bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"{name}","count":{count}}}"#, r.port));
     }
     let d = Daemon::start(

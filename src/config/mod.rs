@@ -27,6 +27,9 @@ pub const MAX_FILE_BYTES: usize = 1024 * 1024;
 pub const MAX_DEPTH: usize = 64;
 /// Shortest collection interval accepted: collecting more often only loads the targets.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// Most `limits.queue_histograms` patterns: each is matched once per queue, and more than this
+/// is a list of queue names that wants `true` instead.
+pub const MAX_HISTOGRAM_PATTERNS: usize = 1000;
 /// Shortest collection deadline accepted: no real target answers a collection faster.
 pub const MIN_TIMEOUT: Duration = Duration::from_millis(100);
 
@@ -708,6 +711,20 @@ impl Config {
         for (i, t) in self.redis.iter().enumerate() {
             let at = item_line(src, "redis", i);
             let name = self.redis_name(t);
+            if name.is_empty() {
+                // An empty `target` label is no label to Prometheus: per-target alerts break.
+                push(at, format!("redis[{i}]: name must not be empty"));
+            }
+            let named: usize = t.queues.iter().map(|q| q.names.len()).sum();
+            if named > self.limits.max_queues {
+                push(
+                    at,
+                    format!(
+                        "redis[{i}]: names {named} queues but limits.max_queues is {}: the cap would drop named queues",
+                        self.limits.max_queues
+                    ),
+                );
+            }
             if !names.insert(name.clone()) {
                 push(
                     at,
@@ -804,6 +821,18 @@ impl Config {
             push(
                 line_of(src, "discovery_"),
                 format!("limits.discovery_interval must be at least {MIN_INTERVAL:?} and discovery_budget at least 10ms"),
+            );
+        }
+        if self.limits.max_queues == 0 {
+            push(
+                line_of(src, "max_queues:"),
+                "limits.max_queues must be at least 1 (no queue at all: leave out `queues`)".into(),
+            );
+        }
+        if self.limits.queue_histograms.patterns() > MAX_HISTOGRAM_PATTERNS {
+            push(
+                line_of(src, "queue_histograms:"),
+                format!("limits.queue_histograms: at most {MAX_HISTOGRAM_PATTERNS} patterns"),
             );
         }
         if self.limits.slowlog_entries == 0 || self.limits.slowlog_entries > 1024 {
@@ -1018,6 +1047,21 @@ mod tests {
             Err(ConfigError::Invalid { problems, .. }) => problems,
             other => panic!("expected invalid config, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn a_cap_that_would_drop_named_queues_an_empty_name_and_too_many_patterns_are_refused() {
+        let p = problems(
+            "limits:\n  max_queues: 1\nredis:\n  - url: redis://127.0.0.1:1\n    name: \"\"\n    queues:\n      - system: rq\n        names: [a, pay]\n",
+        );
+        let text: Vec<&str> = p.iter().map(|p| p.message.as_str()).collect();
+        assert!(text.iter().any(|m| m.contains("names 2 queues but limits.max_queues is 1")), "{text:?}");
+        assert!(text.iter().any(|m| m.contains("name must not be empty")), "{text:?}");
+        let p = problems("limits:\n  max_queues: 0\n");
+        assert!(p.iter().any(|p| p.message.contains("max_queues must be at least 1")), "{p:?}");
+        let many: Vec<String> = (0..=MAX_HISTOGRAM_PATTERNS).map(|i| format!("\"q{i}\"")).collect();
+        let p = problems(&format!("limits:\n  queue_histograms: [{}]\n", many.join(", ")));
+        assert!(p.iter().any(|p| p.message.contains("at most 1000 patterns")), "{p:?}");
     }
 
     #[test]

@@ -154,6 +154,11 @@ impl QueueHistograms {
         Self { all: true, patterns: Vec::new() }
     }
 
+    /// How many patterns were given.
+    pub fn patterns(&self) -> usize {
+        self.patterns.len()
+    }
+
     /// Whether the queue `name` gets its own histograms.
     pub fn per_queue(&self, name: &str) -> bool {
         self.all || self.patterns.iter().any(|p| p.matches(name))

@@ -267,6 +267,12 @@ fn keys(q: &QueueRef, s: &Settings, m: &Memory) -> Vec<String> {
     steps.iter().map(|st| if *st == 0 { base.clone() } else { format!("{base}{sep}{st}") }).collect()
 }
 
+/// The lists holding a queue's ready messages (the queue and its priority sub-queues), with
+/// the configured separator or kombu's default: what discovery's backlog ranking adds up.
+pub fn ready_keys(q: &QueueRef, s: &Settings) -> Vec<String> {
+    keys(q, s, &Memory::default())
+}
+
 /// Adds the per-queue call.
 pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &QueueState, s: &Settings) -> usize {
     let m = &st.celery;

@@ -123,6 +123,11 @@ fn glob_escape(s: &str) -> String {
     out
 }
 
+/// Whether the config names `q` in its source's `names` (kept whatever the backlogs).
+fn named(sources: &[QueueSource], q: &QueueRef) -> bool {
+    sources.iter().any(|s| s.system == q.system && s.prefix() == q.prefix && s.names.contains(&q.name))
+}
+
 /// Queue name from a key, if the key has the expected shape.
 fn name_of(key: &str, head: &str, tail: &str) -> Option<String> {
     let name = key.strip_prefix(head)?.strip_suffix(tail)?;
@@ -408,8 +413,9 @@ pub async fn run(
             }
         }
         let backlog = if pass.len() > room || budget.rank_always {
-            let list: Vec<&QueueRef> = pass.iter().collect();
-            match super::rank::measure(&mut conn, &list, room).await {
+            // Named queues are kept anyway: rank only the others for the room left.
+            let list: Vec<&QueueRef> = pass.iter().filter(|q| !named(&all, q)).collect();
+            match super::rank::measure(&mut conn, &list, &all, room).await {
                 Ok((b, trips)) => {
                     budget.round_trips.fetch_add(trips, Ordering::Relaxed);
                     Some(b)

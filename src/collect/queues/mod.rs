@@ -172,6 +172,9 @@ pub struct QueueState {
     added_source: Option<Source>,
     /// The oldest-ready age has been a lower bound at least once: its flag is exposed from then.
     lower_bound_seen: bool,
+    /// Whether `limits.queue_histograms` picks this queue, matched once (the setting is fixed
+    /// for the collector's life; a change rebuilds it).
+    own_histograms: Option<bool>,
     totals: [Total; 3],
     added: f64,
     completed: f64,
@@ -563,7 +566,8 @@ impl Queues {
             out.add(&n::QUEUE_EVENTS_BACKLOG, base(), b);
         }
         // Queues named in SLOs keep their histograms: the SLI is read from them.
-        if !self.histograms.per_queue(&q.name) && !slo_named {
+        let own = *st.own_histograms.get_or_insert_with(|| self.histograms.per_queue(&q.name));
+        if !own && !slo_named {
             return;
         }
         let (sum, count, buckets) = st.wait.snapshot();

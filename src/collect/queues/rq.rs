@@ -421,9 +421,10 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     for k in flagged {
         *m.uncertain.entry(k).or_default() += 1.0;
     }
+    // Only reasons that happened: 8 series of 0 on every healthy queue would break the budget.
     for counter in ["completed", "failed"] {
         for u in Uncertain::ALL {
-            let v = m.uncertain.get(&(counter, u)).copied().unwrap_or(0.0);
+            let Some(v) = m.uncertain.get(&(counter, u)).copied() else { continue };
             r.extra.push((
                 &n::QUEUE_COUNT_UNCERTAIN,
                 vec![label("counter", counter), label("reason", u.as_str())],

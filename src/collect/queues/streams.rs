@@ -67,8 +67,10 @@ pub fn read(replies: &[RedisResult<Value>]) -> Result<Reading, QueueError> {
         pending_sum += pending;
         if let Some(lag) = g.num("lag").filter(|l| *l >= 0.0) {
             r.extra.push((&n::QUEUE_STREAM_GROUP_LAG, gl(), lag));
-            let bound = g.num("lag_lower_bound").unwrap_or(0.0);
-            r.extra.push((&n::QUEUE_STREAM_GROUP_LAG_LOWER_BOUND, gl(), bound));
+            // Present while the lag is only a bound (absent: exact), like the queue flag.
+            if g.num("lag_lower_bound").unwrap_or(0.0) > 0.0 {
+                r.extra.push((&n::QUEUE_STREAM_GROUP_LAG_LOWER_BOUND, gl(), 1.0));
+            }
             lag_max = lag_max.max(lag);
         }
         if let Some(ms) = g.num("next_ms").filter(|m| *m >= 0.0) {
