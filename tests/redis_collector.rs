@@ -85,6 +85,15 @@ fn one_round_trip_and_no_new_connection_per_collection() {
 }
 
 #[test]
+fn redline_names_its_connection_so_slowlog_and_client_list_entries_are_attributable() {
+    let r = RedisServer::start(&[]);
+    let d = Daemon::start(&config_for(&r.url(), ""), &[]);
+    wait_for("up", Duration::from_secs(10), || up(&d) == Some(1.0));
+    let list = r.cli(&["CLIENT", "LIST"]);
+    assert!(list.lines().any(|l| l.split(' ').any(|f| f == "name=redline")), "{list}");
+}
+
+#[test]
 fn redis_down_at_start_then_up() {
     let port = common::free_port();
     let d = Daemon::start(&config_for(&format!("redis://127.0.0.1:{port}"), ""), &[]);

@@ -1,5 +1,6 @@
-//! The Redis collector: one persistent connection per target, one pipelined round trip per
-//! collection, optional commands probed once and reported as capabilities.
+//! The Redis collector: one persistent connection per target, one pipeline per collection sent
+//! in windows of bounded cost (`window.rs`), optional commands probed once and reported as
+//! capabilities.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::queues::{discovery, Queues};
 use super::redis_replies::{self as replies, Info};
+use super::window::Window;
 use super::{BoxFuture, CollectError, Collector};
 use crate::config::{Limits, ResolvedRedis};
 use crate::metrics::{label, Family, FamilySet};
@@ -75,6 +77,8 @@ pub struct RedisCollector {
     discovery: Option<tokio::task::JoinHandle<()>>,
     /// Requests sent, for `redline_redis_round_trips_total` (collect, discovery).
     round_trips: [Arc<AtomicU64>; 2],
+    /// Pipeline window sizing (the collection goes out in windows of bounded cost).
+    window: Window,
 }
 
 impl Drop for RedisCollector {
@@ -107,6 +111,7 @@ impl RedisCollector {
             queues,
             discovery: None,
             round_trips: Default::default(),
+            window: Window::new(),
         })
     }
 
@@ -128,8 +133,12 @@ impl RedisCollector {
             .set_response_timeout(Some(self.timeout));
         let started = Instant::now();
         match self.client.get_multiplexed_async_connection_with_config(&cfg).await {
-            Ok(c) => {
+            Ok(mut c) => {
                 self.backoff.succeeded();
+                self.round_trips[0].fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = name_connection(&mut c).await {
+                    tracing::info!(target_name = %self.target.name, "Redis refused CLIENT SETNAME: {e}");
+                }
                 // A new connection may be a different server (failover): probe again.
                 self.allowed.clear();
                 self.conn = Some(c.clone());
@@ -171,8 +180,16 @@ impl RedisCollector {
             o.add_to(&mut pipe, self.limits.slowlog_entries);
         }
         let plan = self.queues.as_mut().map(|q| q.plan(&mut pipe));
-        self.round_trips[0].fetch_add(1, Ordering::Relaxed);
-        let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
+        // Each server command alone, then the queues' units: windows never split a unit.
+        let mut groups = vec![1; 1 + optional.len()];
+        if let Some(p) = &plan {
+            groups.extend(p.groups());
+        }
+        let cmds: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+        let trips_before = self.window.trips;
+        let sent = self.window.run(&mut conn, cmds, &groups).await;
+        self.round_trips[0].fetch_add(self.window.trips - trips_before, Ordering::Relaxed);
+        let replies: Vec<redis::RedisResult<Value>> = match sent {
             Ok(r) => r,
             Err(e) => {
                 // Unknown connection state: reconnect next time.
@@ -307,6 +324,22 @@ pub(crate) fn build_client(target: &ResolvedRedis) -> Result<Client, String> {
         ),
     }
     .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))
+}
+
+/// The name every redline connection gives itself (`CLIENT SETNAME`), so that `SLOWLOG` and
+/// `CLIENT LIST` entries are attributable to redline. It contains no `:`, so it can never look
+/// like a BullMQ/Bull worker (`prefix:base64(queue)[:w:…]`, see `bullmq::workers`).
+pub(crate) const CLIENT_NAME: &str = "redline";
+
+/// Names a fresh connection [`CLIENT_NAME`] (one round trip). A refusal (an ACL without
+/// `+client|setname`, a proxy) is returned for the caller to log; the connection stays usable.
+pub(crate) async fn name_connection(conn: &mut MultiplexedConnection) -> Result<(), String> {
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(CLIENT_NAME)
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| describe(&e))
 }
 
 /// `CONFIG GET x` -> `[x, value]` (RESP2) or a map (RESP3).
