@@ -15,7 +15,8 @@ fn up(d: &Daemon) -> Option<f64> {
     value(&d.scrape(), "redline_target_up{collector=\"redis\",target=\"t\"}")
 }
 
-/// Collections so far: each is one pipelined request.
+/// Collections so far: without queues a collection's six commands fit one window, one request
+/// (plus one `CLIENT SETNAME` per connection).
 fn collections(d: &Daemon) -> f64 {
     value(&d.scrape(), "redline_redis_round_trips_total{target=\"t\",purpose=\"collect\"}").unwrap_or(0.0)
 }
