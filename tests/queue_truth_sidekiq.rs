@@ -190,3 +190,27 @@ fn sidekiq_big_tail_job_is_timed_without_decoding_it() {
     assert!((110.0..600.0).contains(&age), "age {age}");
     assert_eq!(m("redline_queue_oldest_ready_age_lower_bound", ""), Some(0.0));
 }
+
+/// A queue whose jobs average over 128 KiB: no job is copied into the script (a 50 MiB job costs
+/// Redis ~0.2 s per copy); the age is flagged a lower bound instead.
+#[test]
+fn sidekiq_queue_of_huge_jobs_is_not_read_and_its_age_is_flagged() {
+    let r = RedisServer::start(&[]);
+    r.cli(&["EVAL", "redis.call('RPUSH', KEYS[1], string.rep('x', 300000))", "1", "queue:huge"]);
+    r.cli(&["SADD", "queues", "huge"]);
+    let d = queue_daemon(&r, "      - system: sidekiq\n");
+    let m =
+        |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", qp("sidekiq", "", "huge", rest)));
+    wait_for("sidekiq queue seen", Duration::from_secs(15), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(1.0)
+    });
+    assert_eq!(m("redline_queue_oldest_ready_age_lower_bound", ""), Some(1.0));
+    assert_eq!(
+        value(
+            &d.scrape(),
+            "redline_queue_read_errors_total{target=\"t\",system=\"sidekiq\",reason=\"bad_data\"}"
+        ),
+        None,
+        "a job not read is not bad data"
+    );
+}
