@@ -8,8 +8,10 @@
 //! part of a list element, so it is copied once per collection and may take over 1 ms).
 //!
 //! SLOWLOG durations are wall time: on a machine busy enough to take the CPU away from Redis in
-//! the middle of a ~50 us script, an entry can appear without redline doing anything slow. The
-//! assertion is not relaxed for that; the failure message shows the entries and their length.
+//! the middle of a ~50 us script, an entry appears without redline doing anything slow (seen
+//! here: 2-7 ms entries for 50 us scripts while other tests ran). So the check is made over
+//! three collections, and a command counts when it is slow in all three: a cost over 1 ms shows
+//! every time, preemption does not. `INFO commandstats` averages back it up.
 
 mod common;
 
@@ -55,7 +57,7 @@ fn redline_entries(r: &RedisServer) -> Vec<String> {
     let mut entry: Vec<String> = Vec::new();
     let flush = |entry: &mut Vec<String>, out: &mut Vec<String>| {
         if entry.last().is_some_and(|n| n == "\"redline\"") {
-            out.push(entry.iter().take(6).cloned().collect::<Vec<_>>().join(" "));
+            out.push(entry.iter().take(9).cloned().collect::<Vec<_>>().join(" "));
         }
         entry.clear();
     };
@@ -96,13 +98,42 @@ fn redline_leaves_no_slowlog_entry_in_the_heavy_cases() {
             && seen("redline_queue_server_jobs{target=\"t\",system=\"celery\",state=\"unacked\"}") == Some(10000.0)
     });
     // Seeding (DUMP/RESTORE of 50 MiB, the libraries' own scripts) may have left entries: only
-    // redline's count, and only from here on.
-    r.cli(&["SLOWLOG", "RESET"]);
+    // redline's count, and only from here on. One collection per round, the log reset between.
     let last = || seen("redline_collector_last_success_timestamp_seconds{collector=\"redis\",target=\"t\"}");
+    r.cli(&["CONFIG", "RESETSTAT"]);
+    let mut rounds: Vec<Vec<String>> = Vec::new();
     for i in 0..3 {
+        r.cli(&["SLOWLOG", "RESET"]);
         let before = last();
         wait_for(&format!("collection {}", i + 1), Duration::from_secs(30), || last() != before);
+        rounds.push(redline_entries(&r));
     }
-    let entries = redline_entries(&r);
-    assert!(entries.is_empty(), "redline commands over 1 ms (usec first):\n{}", entries.join("\n"));
+    // A command whose cost is over 1 ms (a 50 MiB copy, a slice too large) is over it in every
+    // collection. One that is not can still be logged once when the machine takes the CPU from
+    // Redis in the middle of it (SLOWLOG is wall time; tests run in parallel on few cores): an
+    // entry counts when the same command (name and first keys) is slow in all three rounds.
+    let key = |e: &String| e.split(' ').skip(3).take(6).collect::<Vec<_>>().join(" ");
+    let every: Vec<String> = rounds[0]
+        .iter()
+        .filter(|e| rounds[1..].iter().all(|r| r.iter().any(|x| key(x) == key(e))))
+        .cloned()
+        .collect();
+    let all: Vec<String> = rounds.concat();
+    assert!(
+        every.is_empty(),
+        "redline commands over 1 ms in every collection (id time usec command…):\n{}\nall entries:\n{}",
+        every.join("\n"),
+        all.join("\n")
+    );
+    // Averages are immune to a preempted call: every command redline sends stays far below 1 ms.
+    let stats = r.cli(&["INFO", "commandstats"]);
+    for line in stats.lines().filter(|l| l.starts_with("cmdstat_")) {
+        let per_call = line
+            .split(',')
+            .find_map(|f| f.strip_prefix("usec_per_call="))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0);
+        // Since CONFIG RESETSTAT: redline's commands, the scripts' inner ones and this test's.
+        assert!(per_call < 1000.0, "{line}");
+    }
 }
