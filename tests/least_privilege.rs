@@ -13,9 +13,9 @@ use common::{bull_js, value, Daemon, PgServer, RedisServer};
 /// The README's ACL rule after `ACL SETUSER redline on >password`, word for word.
 const REDIS_ACL: &str = "resetkeys ~* resetchannels -@all \
     +ping +info +config|get +slowlog|get +slowlog|len +latency|latest +latency|histogram \
-    +client|list +scan +exists +smembers +srandmember +script|load +evalsha +multi +exec \
+    +client|list +client|setname +scan +exists +smembers +srandmember +script|load +evalsha +multi +exec \
     +type +time +get +strlen +hget +hexists +hlen +hmget +hscan +hstrlen +hvals +lindex +llen \
-    +lpos +lrange +scard +zcard +zcount +zrange +zrangebyscore +zrevrange +zscore \
+    +lpos +lrange +scard +zcard +zcount +zrange +zrangebyscore +zrevrange +zscore +memory|usage \
     +xinfo|groups +xinfo|stream +xlen +xpending +xrange +cluster|info +cluster|nodes +cluster|shards";
 
 /// Waits until `ok` holds for a scrape; on time-out, fails with the last scrape and the log.

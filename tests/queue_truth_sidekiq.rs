@@ -169,3 +169,48 @@ fn sidekiq_garbage_counters_are_not_reported() {
             >= 2.0
     );
 }
+
+/// A job larger than redline decodes (64 KiB) at the tail: its age comes from the `enqueued_at`
+/// Sidekiq's client writes last, even when the arguments hold the same text.
+#[test]
+fn sidekiq_big_tail_job_is_timed_without_decoding_it() {
+    let r = RedisServer::start(&[]);
+    let at = now() - 120.0;
+    let filler = "x".repeat(100_000);
+    let job =
+        format!(r#"{{"class":"X","args":["{filler}",{{"enqueued_at":1}}],"jid":"j","enqueued_at":{at}}}"#);
+    r.cli(&["RPUSH", "queue:big", &job]);
+    r.cli(&["SADD", "queues", "big"]);
+    let d = queue_daemon(&r, "      - system: sidekiq\n");
+    let m = |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", qp("sidekiq", "", "big", rest)));
+    wait_for("sidekiq queue seen", Duration::from_secs(15), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(1.0)
+    });
+    let age = m("redline_queue_oldest_ready_age_seconds", "").expect("age");
+    assert!((110.0..600.0).contains(&age), "age {age}");
+    assert_eq!(m("redline_queue_oldest_ready_age_lower_bound", ""), Some(0.0));
+}
+
+/// A queue whose jobs average over 128 KiB: no job is copied into the script (a 50 MiB job costs
+/// Redis ~0.2 s per copy); the age is flagged a lower bound instead.
+#[test]
+fn sidekiq_queue_of_huge_jobs_is_not_read_and_its_age_is_flagged() {
+    let r = RedisServer::start(&[]);
+    r.cli(&["EVAL", "redis.call('RPUSH', KEYS[1], string.rep('x', 300000))", "1", "queue:huge"]);
+    r.cli(&["SADD", "queues", "huge"]);
+    let d = queue_daemon(&r, "      - system: sidekiq\n");
+    let m =
+        |name: &str, rest: &str| value(&d.scrape(), &format!("{name}{}", qp("sidekiq", "", "huge", rest)));
+    wait_for("sidekiq queue seen", Duration::from_secs(15), || {
+        m("redline_queue_jobs", ",state=\"waiting\"") == Some(1.0)
+    });
+    assert_eq!(m("redline_queue_oldest_ready_age_lower_bound", ""), Some(1.0));
+    assert_eq!(
+        value(
+            &d.scrape(),
+            "redline_queue_read_errors_total{target=\"t\",system=\"sidekiq\",reason=\"bad_data\"}"
+        ),
+        None,
+        "a job not read is not bad data"
+    );
+}

@@ -15,7 +15,8 @@ fn up(d: &Daemon) -> Option<f64> {
     value(&d.scrape(), "redline_target_up{collector=\"redis\",target=\"t\"}")
 }
 
-/// Collections so far: each is one pipelined request.
+/// Collections so far: without queues a collection's six commands fit one window, one request
+/// (plus one `CLIENT SETNAME` per connection).
 fn collections(d: &Daemon) -> f64 {
     value(&d.scrape(), "redline_redis_round_trips_total{target=\"t\",purpose=\"collect\"}").unwrap_or(0.0)
 }
@@ -82,6 +83,15 @@ fn one_round_trip_and_no_new_connection_per_collection() {
     let after = conns(&r);
     // Only the two redis-cli calls themselves may add connections.
     assert!(after - before <= 1.0, "redline opened new connections: {before} -> {after}");
+}
+
+#[test]
+fn redline_names_its_connection_so_slowlog_and_client_list_entries_are_attributable() {
+    let r = RedisServer::start(&[]);
+    let d = Daemon::start(&config_for(&r.url(), ""), &[]);
+    wait_for("up", Duration::from_secs(10), || up(&d) == Some(1.0));
+    let list = r.cli(&["CLIENT", "LIST"]);
+    assert!(list.lines().any(|l| l.split(' ').any(|f| f == "name=redline")), "{list}");
 }
 
 #[test]

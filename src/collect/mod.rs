@@ -14,6 +14,7 @@ pub mod redis_replies;
 pub mod sentinel;
 mod store;
 pub mod topology;
+pub mod window;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,5 +1,6 @@
-//! The Redis collector: one persistent connection per target, one pipelined round trip per
-//! collection, optional commands probed once and reported as capabilities.
+//! The Redis collector: one persistent connection per target, one pipeline per collection sent
+//! in windows of bounded cost (`window.rs`), optional commands probed once and reported as
+//! capabilities.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +14,7 @@ use tokio::time::Instant;
 use super::backoff::Backoff;
 use super::queues::{discovery, Queues};
 use super::redis_replies::{self as replies, Info};
+use super::window::Window;
 use super::{BoxFuture, CollectError, Collector};
 use crate::config::{Limits, ResolvedRedis};
 use crate::metrics::{label, Family, FamilySet};
@@ -75,6 +77,8 @@ pub struct RedisCollector {
     discovery: Option<tokio::task::JoinHandle<()>>,
     /// Requests sent, for `redline_redis_round_trips_total` (collect, discovery).
     round_trips: [Arc<AtomicU64>; 2],
+    /// Pipeline window sizing (the collection goes out in windows of bounded cost).
+    window: Window,
 }
 
 impl Drop for RedisCollector {
@@ -107,6 +111,7 @@ impl RedisCollector {
             queues,
             discovery: None,
             round_trips: Default::default(),
+            window: Window::new(),
         })
     }
 
@@ -128,8 +133,12 @@ impl RedisCollector {
             .set_response_timeout(Some(self.timeout));
         let started = Instant::now();
         match self.client.get_multiplexed_async_connection_with_config(&cfg).await {
-            Ok(c) => {
+            Ok(mut c) => {
                 self.backoff.succeeded();
+                self.round_trips[0].fetch_add(1, Ordering::Relaxed);
+                if let Err(e) = name_connection(&mut c).await {
+                    tracing::info!(target_name = %self.target.name, "Redis refused CLIENT SETNAME: {e}");
+                }
                 // A new connection may be a different server (failover): probe again.
                 self.allowed.clear();
                 self.conn = Some(c.clone());
@@ -168,13 +177,25 @@ impl RedisCollector {
             Optional::ALL.iter().copied().filter(|o| self.allowed.get(o.label()) != Some(&false)).collect();
         let mut pipe = redis::pipe();
         pipe.ignore_errors();
-        pipe.cmd("INFO").arg("ALL");
+        // Not `INFO ALL`: its `latencystats` section (Redis 7: percentiles of every command) made
+        // it the one server command over 1 ms in SLOWLOG; nothing here reads it. Two commands,
+        // each answered by every Redis version.
+        pipe.cmd("INFO").arg("default");
+        pipe.cmd("INFO").arg("commandstats");
         for o in &optional {
             o.add_to(&mut pipe, self.limits.slowlog_entries);
         }
         let plan = self.queues.as_mut().map(|q| q.plan(&mut pipe));
-        self.round_trips[0].fetch_add(1, Ordering::Relaxed);
-        let replies: Vec<redis::RedisResult<Value>> = match pipe.query_async(&mut conn).await {
+        // Each server command alone, then the queues' units: windows never split a unit.
+        let mut groups = vec![1; INFO_COMMANDS + optional.len()];
+        if let Some(p) = &plan {
+            groups.extend(p.groups());
+        }
+        let cmds: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+        let trips_before = self.window.trips;
+        let sent = self.window.run(&mut conn, cmds, &groups).await;
+        self.round_trips[0].fetch_add(self.window.trips - trips_before, Ordering::Relaxed);
+        let replies: Vec<redis::RedisResult<Value>> = match sent {
             Ok(r) => r,
             Err(e) => {
                 // Unknown connection state: reconnect next time.
@@ -184,14 +205,20 @@ impl RedisCollector {
                 return Err(CollectError::Query(self.last_connect_error.clone()));
             }
         };
-        let base = 1 + optional.len();
+        let base = INFO_COMMANDS + optional.len();
         let (server_replies, queue_replies) = replies.split_at(base.min(replies.len()));
         let mut it = server_replies.iter().cloned();
-        let info_text = match it.next() {
-            Some(Ok(v)) => value_text(&v),
-            Some(Err(e)) => return Err(CollectError::Query(format!("INFO: {}", describe(&e)))),
-            None => return Err(CollectError::Query("empty pipeline reply".into())),
-        };
+        let mut info_text = String::new();
+        for _ in 0..INFO_COMMANDS {
+            match it.next() {
+                Some(Ok(v)) => {
+                    info_text.push_str(&value_text(&v));
+                    info_text.push_str("\r\n");
+                }
+                Some(Err(e)) => return Err(CollectError::Query(format!("INFO: {}", describe(&e)))),
+                None => return Err(CollectError::Query("empty pipeline reply".into())),
+            }
+        }
         let mut got: HashMap<Optional, Value> = HashMap::new();
         for (o, r) in optional.iter().zip(it) {
             match r {
@@ -309,6 +336,25 @@ pub(crate) fn build_client(target: &ResolvedRedis) -> Result<Client, String> {
         ),
     }
     .map_err(|e| format!("redis target {}: {:?}", target.name, e.kind()))
+}
+
+/// `INFO default` and `INFO commandstats`, first in every collection's pipeline.
+const INFO_COMMANDS: usize = 2;
+
+/// The name every redline connection gives itself (`CLIENT SETNAME`), so that `SLOWLOG` and
+/// `CLIENT LIST` entries are attributable to redline. It contains no `:`, so it can never look
+/// like a BullMQ/Bull worker (`prefix:base64(queue)[:w:…]`, see `bullmq::workers`).
+pub(crate) const CLIENT_NAME: &str = "redline";
+
+/// Names a fresh connection [`CLIENT_NAME`] (one round trip). A refusal (an ACL without
+/// `+client|setname`, a proxy) is returned for the caller to log; the connection stays usable.
+pub(crate) async fn name_connection(conn: &mut MultiplexedConnection) -> Result<(), String> {
+    redis::cmd("CLIENT")
+        .arg("SETNAME")
+        .arg(CLIENT_NAME)
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| describe(&e))
 }
 
 /// `CONFIG GET x` -> `[x, value]` (RESP2) or a map (RESP3).

@@ -5,7 +5,7 @@
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Value};
 
-use super::redis::{build_client, describe};
+use super::redis::{build_client, describe, name_connection};
 use super::topology::{node_url, Layout, NodeSpec, Owner, Role, Source};
 use super::{BoxFuture, CollectError};
 use crate::config::ResolvedRedis;
@@ -236,6 +236,9 @@ impl ClusterSource {
             .get_multiplexed_async_connection_with_config(&cfg)
             .await
             .map_err(|e| CollectError::Connect(format!("seed {seed}: {}", describe(&e))))?;
+        if let Err(e) = name_connection(&mut conn).await {
+            tracing::debug!(target_name = %self.target.name, "seed {seed} refused CLIENT SETNAME: {e}");
+        }
         self.query(&mut conn).await
     }
 }

@@ -129,8 +129,11 @@ async fn ask(s: &mut Sentinel, master: &str, timeout: Duration) -> Result<View, 
             .set_connection_timeout(Some(timeout))
             .set_response_timeout(Some(timeout));
         match s.client.get_multiplexed_async_connection_with_config(&cfg).await {
-            Ok(c) => {
+            Ok(mut c) => {
                 s.backoff.succeeded();
+                if let Err(e) = super::redis::name_connection(&mut c).await {
+                    tracing::debug!("sentinel refused CLIENT SETNAME: {e}");
+                }
                 s.conn = Some(c);
             }
             Err(e) => {

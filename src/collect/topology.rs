@@ -10,10 +10,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::Value;
 
 use super::queues::{discovery, QueueRef, Queues, System};
 use super::redis::{describe, RedisCollector};
+use super::window::Window;
 use super::{BoxFuture, CollectError, Collector};
 use crate::config::{split_host_port, Limits, ResolvedRedis, Topology};
 use crate::metrics::{label, Family, FamilySet, Label};
@@ -114,6 +114,8 @@ struct Node {
     /// Queue discovery on this node (primaries only) and what it found.
     discovery: Option<(tokio::task::JoinHandle<()>, Arc<RwLock<discovery::Found>>)>,
     queue_trips: u64,
+    /// Window sizing of this node's queue pipeline (see `window.rs`).
+    window: Window,
     discovery_trips: Arc<AtomicU64>,
 }
 
@@ -238,6 +240,7 @@ impl TopologyCollector {
                             up: false,
                             discovery: None,
                             queue_trips: 0,
+                            window: Window::new(),
                             discovery_trips: Arc::default(),
                         },
                     );
@@ -425,31 +428,33 @@ impl TopologyCollector {
                 unread.extend(qs.into_iter().map(|q| (q, Unread::NodeDown)));
                 continue;
             };
+            let Some(window) = self.nodes.get(&addr).map(|n| n.window.clone()) else { continue };
             let mut pipe = redis::pipe();
             pipe.ignore_errors();
             let names = qs.clone();
             let plan = queues.plan_for(&mut pipe, qs);
-            work.push((addr, conn, pipe, plan, names));
+            let groups: Vec<usize> = plan.groups().collect();
+            let cmds: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
+            work.push((addr, conn, (cmds, groups, window), plan, names));
         }
-        let replies = futures_util::future::join_all(work.iter().map(|(_, conn, pipe, _, _)| {
-            let mut conn = conn.clone();
-            async move {
-                match tokio::time::timeout_at(
-                    deadline,
-                    pipe.query_async::<Vec<redis::RedisResult<Value>>>(&mut conn),
-                )
-                .await
-                {
-                    Ok(Ok(r)) => Ok(r),
-                    Ok(Err(e)) => Err(describe(&e)),
-                    Err(_) => Err("the queue read passed the collection's deadline".to_string()),
+        // Each node's pipeline in windows of bounded cost, all nodes at once.
+        let replies =
+            futures_util::future::join_all(work.iter_mut().map(|(_, conn, (cmds, groups, window), _, _)| {
+                let mut conn = conn.clone();
+                let cmds = std::mem::take(cmds);
+                async move {
+                    match tokio::time::timeout_at(deadline, window.run(&mut conn, cmds, groups)).await {
+                        Ok(Ok(r)) => Ok(r),
+                        Ok(Err(e)) => Err(describe(&e)),
+                        Err(_) => Err("the queue read passed the collection's deadline".to_string()),
+                    }
                 }
-            }
-        }))
-        .await;
-        for ((addr, _, _, plan, names), result) in work.into_iter().zip(replies) {
+            }))
+            .await;
+        for ((addr, _, (_, _, window), plan, names), result) in work.into_iter().zip(replies) {
             if let Some(node) = self.nodes.get_mut(&addr) {
-                node.queue_trips += 1;
+                node.queue_trips += window.trips - node.window.trips;
+                node.window = window;
             }
             match result {
                 Ok(replies) => {

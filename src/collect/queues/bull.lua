@@ -42,8 +42,8 @@ out.metrics_failed = hcount(KEYS[11])
 -- after the jobs of the bands before it: one ZCOUNT and one LINDEX per band, checked against the
 -- set (a job in the wrong place makes the age a lower bound).
 local max_walk = tonumber(ARGV[2])
-list_oldest(KEYS[1], prefix, max_walk)
-list_oldest(KEYS[3], prefix, max_walk)
+list_oldest(KEYS[1], prefix, max_walk, out.waiting)
+list_oldest(KEYS[3], prefix, max_walk, out.paused)
 local target = out.is_paused == 1 and KEYS[3] or KEYS[1]
 if kind(KEYS[5]) == "zset" and kind(target) == "list" then
   local low = "-inf"
@@ -63,11 +63,11 @@ if kind(KEYS[5]) == "zset" and kind(target) == "list" then
     if id and not rcall("ZSCORE", KEYS[5], id) then older(ready_at(prefix, id)) end
   end
 end
-due_delayed(KEYS[4])
+due_delayed(KEYS[4], out.delayed)
 out.now = now
 out.oldest_ready = oldest or -1
 out.oldest_lower_bound = lower_bound and 1 or 0
-out.oldest_active, out.stalled = active_jobs(KEYS[2], prefix, tonumber(ARGV[4]))
+out.oldest_active, out.stalled = active_jobs(KEYS[2], prefix, tonumber(ARGV[4]), out.active)
 
 -- Jobs that entered finished set `key` since the cursor {score, ids}: several jobs can finish in
 -- one millisecond, some after redline's read, so the cursor keeps the ids already counted at its

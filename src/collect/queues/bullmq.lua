@@ -16,22 +16,21 @@ local out = {
   prioritized = size(KEYS[5], "zset", "ZCARD"), ["waiting-children"] = size(KEYS[6], "zset", "ZCARD"),
   completed = size(KEYS[7], "zset", "ZCARD"), failed = size(KEYS[8], "zset", "ZCARD"),
 }
-local mt = kind(KEYS[9])
+-- HEXISTS answers 0 for a missing meta hash; another type is counted.
+local hp = redis.pcall("HEXISTS", KEYS[9], "paused")
 out.is_paused = 0
-if mt == "hash" then
-  if rcall("HEXISTS", KEYS[9], "paused") == 1 then out.is_paused = 1 end
-elseif mt ~= "none" then
-  errors = errors + 1
+if not wrong_type(hp) and hp == 1 then
+  out.is_paused = 1
 end
 
 -- Oldest job that could run now: the wait and (pre-v5) paused lists walked from the right, the
 -- head of every priority band, the earliest delayed job whose time has come.
 local max_walk = tonumber(ARGV[2])
-list_oldest(KEYS[1], prefix, max_walk)
-list_oldest(KEYS[3], prefix, max_walk)
+list_oldest(KEYS[1], prefix, max_walk, out.waiting)
+list_oldest(KEYS[3], prefix, max_walk, out.paused)
 -- Prioritized scores are priority * 2^32 + a counter: the first member at or above
 -- band * 2^32 is that band's oldest job. One ZRANGEBYSCORE per band, at most ARGV[3] bands.
-if kind(KEYS[5]) == "zset" then
+if out.prioritized > 0 then
   local band = 4294967296
   local low = "-inf"
   for _ = 1, tonumber(ARGV[3]) do
@@ -43,13 +42,13 @@ if kind(KEYS[5]) == "zset" then
   end
   if low and #rcall("ZRANGEBYSCORE", KEYS[5], low, "+inf", "LIMIT", 0, 1) > 0 then lower_bound = true end
 end
-due_delayed(KEYS[4])
+due_delayed(KEYS[4], out.delayed)
 out.now = now
 out.oldest_ready = oldest or -1
 out.oldest_lower_bound = lower_bound and 1 or 0
 
 local active_ids
-out.oldest_active, out.stalled, active_ids = active_jobs(KEYS[2], prefix, tonumber(ARGV[4]))
+out.oldest_active, out.stalled, active_ids = active_jobs(KEYS[2], prefix, tonumber(ARGV[4]), out.active)
 if ARGV[5] == "1" then out.active_ids = active_ids end
 
 -- The events stream: how many entries it ever received (Redis >= 7), how many it holds, its

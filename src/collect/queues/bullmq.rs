@@ -504,6 +504,15 @@ mod tests {
     }
 
     #[test]
+    fn redlines_own_connection_name_is_never_a_worker() {
+        let names = vec![crate::collect::redis::CLIENT_NAME.to_string()];
+        for (prefix, name) in [("bull", "redline"), ("", "redline"), ("redline", ""), ("", "")] {
+            let q = QueueRef { system: System::Bullmq, prefix: prefix.into(), name: name.into() };
+            assert_eq!(workers(&names, &q), 0, "{prefix:?} {name:?}");
+        }
+    }
+
+    #[test]
     fn garbage_reply_is_an_error_not_a_panic() {
         let mut st = QueueState::default();
         assert_eq!(read(&[Ok(Value::Int(3))], &mut st).err(), Some(QueueError::BadReply));

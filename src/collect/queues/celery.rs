@@ -31,6 +31,12 @@ lua_script!(UNACKED, "celery_unacked.lua");
 /// Unacked entries read per collection at most: a larger hash is read in HSCAN slices, one per
 /// collection, and the per-queue counts come from the last complete pass.
 const UNACKED_SLICE: usize = 100;
+/// Fewest unacked entries per slice (whatever their size: a pass must end).
+const UNACKED_SLICE_MIN: usize = 10;
+/// Bytes of messages one unacked call should copy: each entry is copied whole into the script
+/// (Redis cannot read the end of a hash value), ~64 KiB keeps one call well under 1 ms (3 KB
+/// messages: ~20 per call).
+const UNACKED_BYTES: f64 = 65_536.0;
 /// LPOS comparisons per direction when looking for the previous head.
 const LPOS_MAXLEN: usize = 1000;
 /// Largest head element kept (and sent back) as a marker; bigger heads cannot be followed.
@@ -107,6 +113,8 @@ pub struct Unacked {
 #[derive(Debug, Default)]
 pub struct UnackedScan {
     cursor: String,
+    /// Entries per slice, from the bytes per entry the previous slice copied (0: not measured).
+    slice: usize,
     partial: HashMap<String, f64>,
     last_pass: Option<HashMap<String, f64>>,
 }
@@ -120,7 +128,9 @@ pub fn load_scripts(pipe: &mut redis::Pipeline) {
 /// Adds the unacked call (`prefix` is kombu's `global_keyprefix`, usually empty).
 pub fn add_global(pipe: &mut redis::Pipeline, prefix: &str, scan: Option<&UnackedScan>) {
     let cursor = scan.map_or("0", |s| if s.cursor.is_empty() { "0" } else { s.cursor.as_str() });
-    UNACKED.call(pipe, &[format!("{prefix}unacked")], &[UNACKED_SLICE.to_string(), cursor.to_string()]);
+    let slice = scan.map_or(0, |s| s.slice);
+    let slice = if slice == 0 { UNACKED_SLICE } else { slice };
+    UNACKED.call(pipe, &[format!("{prefix}unacked")], &[slice.to_string(), cursor.to_string()]);
 }
 
 /// Reads the unacked call's reply, carrying a sliced pass on in `scan`.
@@ -137,14 +147,22 @@ pub fn read_global(reply: Option<&RedisResult<Value>>, scan: &mut UnackedScan) -
             per.insert(k, n);
         }
     }
+    // The next slice copies about UNACKED_BYTES, whatever the messages weigh.
+    let slice = match (f.num("read"), f.num("bytes")) {
+        (Some(n), Some(b)) if n > 0.0 && b > 0.0 => {
+            ((UNACKED_BYTES / (b / n)) as usize).clamp(UNACKED_SLICE_MIN, UNACKED_SLICE)
+        }
+        _ => scan.slice,
+    };
     if f.num("full") == Some(1.0) {
-        *scan = UnackedScan::default();
+        *scan = UnackedScan { slice, ..UnackedScan::default() };
         u.per_queue = Some(per);
         return Some(u);
     }
     for (k, n) in per {
         *scan.partial.entry(k).or_default() += n;
     }
+    scan.slice = slice;
     scan.cursor = f.text("cursor").unwrap_or_else(|| "0".into());
     if scan.cursor == "0" {
         scan.last_pass = Some(std::mem::take(&mut scan.partial));

@@ -5,7 +5,8 @@
   ARGV: 1 entries read per call at most  2 HSCAN cursor ("0" to start a pass)
   Returns a flat name/value list: total (-1 for a key of the wrong type), per_key { rk, n, ... }
   of the entries read, full (1: every entry was read in this call), cursor (the next HSCAN
-  cursor, "0" when a pass is complete), errors.
+  cursor, "0" when a pass is complete), read and bytes (entries and bytes copied: redline sizes
+  the next slice from them), errors.
   A hash no larger than ARGV[1] is read whole; a larger one one HSCAN slice per call, so no
   call copies more than about ARGV[1] messages. Each entry is JSON [message, exchange,
   routing_key]; the routing key is read from the entry's end rather than decoding the message.
@@ -15,7 +16,10 @@ if ty == "none" then return { "total", 0, "per_key", {}, "full", 1, "cursor", "0
 if ty ~= "hash" then return { "total", -1, "per_key", {}, "full", 0, "cursor", "0", "errors", 1 } end
 local total = rcall("HLEN", KEYS[1])
 local per = {}
+local read, bytes = 0, 0
 local function count(v)
+  read = read + 1
+  bytes = bytes + #v
   -- Reversed, the routing key is anchored at the start: no scan of the message.
   local rk = string.match(string.reverse(string.sub(v, -300)), '^%s*%]%s*"([^"]*)"%s*,')
   if rk then
@@ -27,9 +31,11 @@ local function count(v)
 end
 if total <= tonumber(ARGV[1]) then
   for _, v in ipairs(rcall("HVALS", KEYS[1])) do count(v) end
-  return { "total", total, "per_key", flatten(per), "full", 1, "cursor", "0", "errors", errors }
+  return { "total", total, "per_key", flatten(per), "full", 1, "cursor", "0", "read", read, "bytes", bytes,
+           "errors", errors }
 end
 local res = rcall("HSCAN", KEYS[1], ARGV[2], "COUNT", ARGV[1])
 local kv = res[2]
 for i = 2, #kv, 2 do count(kv[i]) end
-return { "total", total, "per_key", flatten(per), "full", 0, "cursor", res[1], "errors", errors }
+return { "total", total, "per_key", flatten(per), "full", 0, "cursor", res[1], "read", read, "bytes", bytes,
+         "errors", errors }

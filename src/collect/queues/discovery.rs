@@ -157,6 +157,9 @@ struct Keys {
     bad: u64,
 }
 
+/// Buckets one `SCAN` call visits.
+const SCAN_COUNT: usize = 200;
+
 /// Splits binary keys into UTF-8 names and a count of the others.
 fn utf8_keys(raw: Vec<Vec<u8>>, into: &mut Keys) {
     for k in raw {
@@ -179,7 +182,9 @@ async fn scan(
     let mut out = Keys::default();
     loop {
         let mut cmd = redis::cmd("SCAN");
-        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(1000);
+        // COUNT 1000 with MATCH held Redis 1-3 ms per call at 35,000+ keys (SLOWLOG); 200 keeps
+        // one call well under 1 ms, for 5x the round trips of a pass (time-budgeted anyway).
+        cmd.arg(cursor).arg("MATCH").arg(pattern).arg("COUNT").arg(SCAN_COUNT);
         if let Some(t) = key_type {
             cmd.arg("TYPE").arg(t);
         }

@@ -50,9 +50,14 @@ end
 -- the left, LIFO and requeued jobs on the right, so from the right end job ages rise to a peak and
 -- fall after it: walk left until a job is newer than the one before it, reading at most `max`.
 -- Job ids order the walk without reading the hash (custom ids: timestamps). Sets `lower_bound`
--- when the walk stopped at `max` with jobs left.
-local function list_oldest(key, prefix, max)
-  if kind(key) ~= "list" then return end  -- size() counted a wrong type
+-- when the walk stopped at `max` with jobs left. `len`: the list's length from size() when known
+-- (0: missing or empty, -1: another type, both skipped without another call).
+local function list_oldest(key, prefix, max, len)
+  if len then
+    if len <= 0 then return end
+  elseif kind(key) ~= "list" then
+    return -- size() counted a wrong type
+  end
   -- The last job read and its ready time; `found` once a job with a usable time was read (a
   -- garbage job cannot mark the peak).
   local prev_id, prev_t, found = nil, nil, false
@@ -76,13 +81,18 @@ local function list_oldest(key, prefix, max)
     if #ids < n then return end
     chunk = chunk * 2
   end
-  if rcall("LLEN", key) > read then lower_bound = true end
+  if (len or rcall("LLEN", key)) > read then lower_bound = true end
 end
 
 -- The earliest delayed job, if its time has come. Both libraries score delayed jobs
 -- due_ms * 0x1000 + a 12-bit counter (older versions: due_ms).
-local function due_delayed(key)
-  if kind(key) ~= "zset" then return end
+-- `len`: the set's size from size() when known (skips the type check).
+local function due_delayed(key, len)
+  if len then
+    if len <= 0 then return end
+  elseif kind(key) ~= "zset" then
+    return
+  end
   local d = rcall("ZRANGE", key, 0, 0, "WITHSCORES")
   local score = finite(d[2])
   if not score then return end
@@ -95,9 +105,14 @@ end
 
 -- Active jobs: when the longest-running one started, and how many have lost their lock (the
 -- worker holding them died or stalled). Workers move jobs to the left of `active`, so the oldest
--- are at the right end. Returns oldest start ms (-1 none), stalled count, the ids read.
-local function active_jobs(key, prefix, max)
-  if kind(key) ~= "list" then return -1, 0, {} end
+-- are at the right end. Returns oldest start ms (-1 none), stalled count, the ids read. `len`:
+-- the list's length from size() when known (skips the type check).
+local function active_jobs(key, prefix, max, len)
+  if len then
+    if len <= 0 then return -1, 0, {} end
+  elseif kind(key) ~= "list" then
+    return -1, 0, {}
+  end
   local ids = rcall("LRANGE", key, -max, -1)
   local stalled = 0
   for _, id in ipairs(ids) do

@@ -234,6 +234,14 @@ pub struct Plan {
     preamble: usize,
 }
 
+impl Plan {
+    /// Command counts of the units that must go out in one window (a queue's commands stay
+    /// together: BullMQ's `MULTI … EXEC`), in pipeline order.
+    pub fn groups(&self) -> impl Iterator<Item = usize> + '_ {
+        std::iter::repeat_n(1, self.preamble + self.globals.len()).chain(self.entries.iter().map(|(_, n)| *n))
+    }
+}
+
 impl Queues {
     /// Queues for one target.
     pub fn new(target: &str, sources: Vec<QueueSource>, limits: &crate::config::Limits) -> Self {
