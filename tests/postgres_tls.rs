@@ -10,78 +10,21 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{value, wait_for, Daemon, PgServer};
+use common::{issue_cert, make_ca, value, wait_for, Daemon, PgServer};
 
 const PW: &str = "right-pg-pass";
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl on PATH");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
 
 /// Two CAs (`ca` trusted, `other-ca` not), a server certificate for DNS:localhost signed by `ca`
 /// and a client certificate for the role `monitor`, readable by the postgres user.
 fn certificates(dir: &Path) {
     for ca in ["ca", "other-ca"] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                &format!("/CN=redline test {ca}"),
-                "-keyout",
-                &format!("{ca}.key"),
-                "-out",
-                &format!("{ca}.pem"),
-            ],
-        );
+        make_ca(dir, ca, &format!("redline test {ca}"));
     }
     for (name, cn, ext) in [
         ("server", "localhost", "subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth"),
         ("client", "monitor", "extendedKeyUsage=clientAuth"),
     ] {
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "rsa:2048",
-                "-nodes",
-                "-subj",
-                &format!("/CN={cn}"),
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-            ],
-        );
-        std::fs::write(dir.join(format!("{name}.ext")), ext).expect("ext");
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-                "-out",
-                &format!("{name}.pem"),
-            ],
-        );
+        issue_cert(dir, name, cn, ext);
     }
     std::fs::write(
         dir.join("pg_hba.conf"),

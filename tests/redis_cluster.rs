@@ -352,47 +352,13 @@ fn auth_reaches_every_node_a_dead_seed_is_skipped_and_a_non_cluster_server_is_na
     assert!(!t.contains("cluster-secret-pw") && !log.contains("cluster-secret-pw"), "password leaked");
 }
 
-fn openssl(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl on PATH");
-    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
 #[test]
 fn tls_reaches_every_node_on_its_tls_port() {
     // A private CA and a server certificate for 127.0.0.1, shared by the nodes.
     let certs = tempfile::tempdir().expect("tempdir");
     let dir = certs.path();
-    let subj_ca =
-        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=redline cluster CA"];
-    openssl(dir, &[&subj_ca[..], &["-keyout", "ca.key", "-out", "ca.pem"]].concat());
-    openssl(
-        dir,
-        &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=node", "-keyout", "node.key", "-out",
-            "node.csr",
-        ],
-    );
-    std::fs::write(dir.join("node.ext"), "subjectAltName=IP:127.0.0.1").expect("ext");
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "node.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "node.ext",
-            "-out",
-            "node.pem",
-        ],
-    );
+    common::make_ca(dir, "ca", "redline cluster CA");
+    common::issue_cert(dir, "node", "node", "subjectAltName=IP:127.0.0.1");
     let f = |name: &str| dir.join(name).display().to_string();
     let (cert, key, ca) = (f("node.pem"), f("node.key"), f("ca.pem"));
     // TLS only: every node's plain port is off, and the cluster bus and replication use TLS too.

@@ -565,3 +565,51 @@ pub fn rss_bytes(pid: u32) -> Option<u64> {
         .ok()?;
     Some(kb * 1024)
 }
+
+/// Runs `openssl` in `dir`; panics with its stderr when it fails.
+pub fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl").current_dir(dir).args(args).output().expect("openssl on PATH");
+    assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// A self-signed test CA in `dir`: `<name>.key`, `<name>.pem`, valid 2 days.
+pub fn make_ca(dir: &std::path::Path, name: &str, cn: &str) {
+    let (key, pem, subj) = (format!("{name}.key"), format!("{name}.pem"), format!("/CN={cn}"));
+    openssl(
+        dir,
+        &[
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &subj, "-keyout", &key,
+            "-out", &pem,
+        ],
+    );
+}
+
+/// A certificate `<name>.pem` with key `<name>.key` for `cn`, signed by `ca.pem`/`ca.key` in `dir`,
+/// with the X.509 extensions `ext` (e.g. `subjectAltName=IP:127.0.0.1`).
+pub fn issue_cert(dir: &std::path::Path, name: &str, cn: &str, ext: &str) {
+    let (key, csr, pem, extfile) =
+        (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"), format!("{name}.ext"));
+    let subj = format!("/CN={cn}");
+    openssl(dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", &subj, "-keyout", &key, "-out", &csr]);
+    std::fs::write(dir.join(&extfile), ext).expect("write certificate extensions");
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            &extfile,
+            "-out",
+            &pem,
+        ],
+    );
+}
