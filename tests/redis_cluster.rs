@@ -224,8 +224,10 @@ fn cluster_nodes_queues_by_slot_and_a_failover_followed_without_restart() {
     assert!(complaints.trim().is_empty(), "{complaints}");
 
     // Every cluster/Sentinel name the generated rules and dashboards query is exposed.
-    let missing =
-        unexposed(&t, &["redline_redis_cluster_", "redline_redis_node_up", "redline_redis_failovers"]);
+    let missing = common::unexposed(
+        &t,
+        &["redline_redis_cluster_", "redline_redis_node_up", "redline_redis_failovers"],
+    );
     assert!(missing.is_empty(), "queried but not exposed: {missing:?}");
 
     // SIGKILL the primary that serves {jobs}: its replica takes over, redline follows.
@@ -295,29 +297,6 @@ impl Cluster {
         }
         0
     }
-}
-
-/// Names from `prefixes` that the generated rules or dashboards query but `scrape` lacks.
-fn unexposed(scrape: &str, prefixes: &[&str]) -> Vec<String> {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let mut used = String::new();
-    used.push_str(&std::fs::read_to_string(root.join("rules/redline.rules.yml")).expect("rules"));
-    for e in std::fs::read_dir(root.join("grafana")).expect("grafana") {
-        used.push_str(&std::fs::read_to_string(e.expect("entry").path()).expect("dashboard"));
-    }
-    let exposed: std::collections::BTreeSet<&str> =
-        scrape.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
-    let mut missing = Vec::new();
-    for p in prefixes {
-        for (i, _) in used.match_indices(p) {
-            let name: String =
-                used[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
-            if !exposed.contains(name.as_str()) && !missing.contains(&name) {
-                missing.push(name);
-            }
-        }
-    }
-    missing
 }
 
 #[test]

@@ -613,3 +613,26 @@ pub fn issue_cert(dir: &std::path::Path, name: &str, cn: &str, ext: &str) {
         ],
     );
 }
+
+/// Names from `prefixes` that the generated rules or dashboards query but `scrape` lacks.
+pub fn unexposed(scrape: &str, prefixes: &[&str]) -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut used = String::new();
+    used.push_str(&std::fs::read_to_string(root.join("rules/redline.rules.yml")).expect("rules"));
+    for e in std::fs::read_dir(root.join("grafana")).expect("grafana") {
+        used.push_str(&std::fs::read_to_string(e.expect("entry").path()).expect("dashboard"));
+    }
+    let exposed: std::collections::BTreeSet<&str> =
+        scrape.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split(['{', ' ']).next()).collect();
+    let mut missing = Vec::new();
+    for p in prefixes {
+        for (i, _) in used.match_indices(p) {
+            let name: String =
+                used[i..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            if !exposed.contains(name.as_str()) && !missing.contains(&name) {
+                missing.push(name);
+            }
+        }
+    }
+    missing
+}
