@@ -312,7 +312,7 @@ impl Lexer<'_> {
                     self.emit(at, Tok::Pipe);
                     true
                 }
-                '"' => self.quote(at),
+                '"' => self.delimited(at, '"'),
                 '`' => match self.rest().find('`') {
                     Some(e) => {
                         self.pos += e + 1;
@@ -325,7 +325,7 @@ impl Lexer<'_> {
                     }
                 },
                 '$' => self.field_or_var(at, true),
-                '\'' => self.char_const(at),
+                '\'' => self.delimited(at, '\''),
                 '.' if !self.peek().is_some_and(|d| d.is_ascii_digit()) => self.field_or_var(at, false),
                 '.' | '+' | '-' | '0'..='9' => {
                     self.pos = at;
@@ -365,7 +365,9 @@ impl Lexer<'_> {
         }
     }
 
-    fn quote(&mut self, at: usize) -> bool {
+    /// A `"…"` string or a `'…'` character constant, up to the closing `close` (escapes
+    /// skipped); unterminated at a newline or the end.
+    fn delimited(&mut self, at: usize, close: char) -> bool {
         loop {
             match self.bump() {
                 Some('\\') => match self.bump() {
@@ -373,35 +375,16 @@ impl Lexer<'_> {
                     Some(_) => {}
                 },
                 Some('\n') | None => break,
-                Some('"') => {
+                Some(c) if c == close => {
                     let lit = self.s[at..self.pos].to_string();
-                    self.emit(at, Tok::Str(lit));
+                    self.emit(at, if close == '"' { Tok::Str(lit) } else { Tok::CharConst(lit) });
                     return true;
                 }
                 Some(_) => {}
             }
         }
-        self.fail(at, "unterminated quoted string".into());
-        false
-    }
-
-    fn char_const(&mut self, at: usize) -> bool {
-        loop {
-            match self.bump() {
-                Some('\\') => match self.bump() {
-                    Some('\n') | None => break,
-                    Some(_) => {}
-                },
-                Some('\n') | None => break,
-                Some('\'') => {
-                    let lit = self.s[at..self.pos].to_string();
-                    self.emit(at, Tok::CharConst(lit));
-                    return true;
-                }
-                Some(_) => {}
-            }
-        }
-        self.fail(at, "unterminated character constant".into());
+        let what = if close == '"' { "quoted string" } else { "character constant" };
+        self.fail(at, format!("unterminated {what}"));
         false
     }
 
@@ -1103,6 +1086,7 @@ mod tests {
         for (bad, want) in [
             ("backlog {{ .Foo ", "unclosed action"),
             ("{{ \"unterminated }}", "unterminated quoted string"),
+            ("{{ 'x }}", "unterminated character constant"),
             ("{{ $labels.x", "unclosed action"),
             ("{{ bogus }}", "function \"bogus\" not defined"),
             ("{{ $nope }}", "undefined variable \"$nope\""),
