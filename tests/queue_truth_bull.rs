@@ -128,9 +128,23 @@ fn assert_ages(d: &Daemon, port: u16, lib: &str, prefix: &str, queues: &[&str]) 
     let batches: Vec<Json> = queues.iter().map(|q| json!({"queue": q})).collect();
     let text = node(lib, "truth", &json!({"port": port, "prefix": prefix, "batches": batches}));
     let all: Json = serde_json::from_str(&text).expect("truth JSON");
-    let after = ages(&d.scrape());
+    let text = d.scrape();
+    let after = ages(&text);
     for (i, queue) in queues.iter().enumerate() {
         let t = &all[*queue];
+        // The ready timestamp the queue-age rule pages on (`time() - …`): the job's own time.
+        let ts = Q { text: &text, system: lib, prefix, queue }
+            .get("redline_queue_oldest_ready_timestamp_seconds", "");
+        match t["oldestReady"].as_f64() {
+            Some(ms) => {
+                let ts = ts.unwrap_or_else(|| panic!("{lib} {prefix}/{queue}: no ready timestamp"));
+                assert!(
+                    (ts - ms / 1000.0).abs() < 0.5,
+                    "{lib} {prefix}/{queue}: ready at {ts}, truth {ms} ms"
+                );
+            }
+            None => assert_eq!(ts, None, "{lib} {prefix}/{queue}: nothing ready, no timestamp"),
+        }
         let want = t["oldestReady"].as_f64().map_or(0.0, |ms| (num(&t["now"]) - ms) / 1000.0);
         assert!(
             before[i] <= want + 0.5 && after[i] >= want - 2.5,

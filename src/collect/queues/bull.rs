@@ -90,26 +90,9 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
         _ => return Err(QueueError::BadReply),
     };
     let f = Fields::parse(v)?;
-    let now = f.need("now")?;
-    let mut r = Reading { tracks_finished: true, ..Reading::default() };
-    let mut bad = 0u64;
-    for state in ["waiting", "active", "paused", "delayed", "completed", "failed"] {
-        match f.num(state) {
-            Some(x) if x >= 0.0 => r.states.push((state, x)),
-            _ => bad += 1,
-        }
-    }
-    r.paused = f.num("is_paused").map(|p| p > 0.0);
-    r.oldest_ready_age = match f.num("oldest_ready") {
-        Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
-        _ => 0.0,
-    };
-    r.oldest_lower_bound = Some(f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0);
-    if let Some(started) = f.num("oldest_active").filter(|ms| *ms >= 0.0) {
-        r.running_since(started);
-    }
-    r.stalled(f.num("stalled").unwrap_or(0.0));
-    bad += f.num("errors").unwrap_or(0.0) as u64;
+    // The ready timestamp comes with it: Bull's queue-age rule (`time() - …`) needs it too.
+    let (mut r, now, mut bad) =
+        super::bullmq::read_common(&f, &["waiting", "active", "paused", "delayed", "completed", "failed"])?;
     // Bull's id counter also counts adds refused as duplicates of a custom job id.
     r.added_total = f.num("id").filter(|v| *v >= 0.0);
 

@@ -219,6 +219,31 @@ pub(super) fn plausible(ms: f64, now: f64) -> bool {
     ms.is_finite() && (946_684_800_000.0..=now + 300_000.0).contains(&ms)
 }
 
+/// What BullMQ's and Bull's scripts both return (`jobs.lua`): counts of `states`, the pause flag,
+/// the oldest ready job, the longest-running one, stalled jobs and skipped entries. Returns the
+/// reading, the script's `now` (ms) and the bad entries so far.
+pub(super) fn read_common(f: &Fields, states: &[&'static str]) -> Result<(Reading, f64, u64), QueueError> {
+    let now = f.need("now")?;
+    let mut r = Reading { tracks_finished: true, ..Reading::default() };
+    let mut bad = 0u64;
+    for state in states {
+        match f.num(state) {
+            Some(x) if x >= 0.0 => r.states.push((state, x)),
+            _ => bad += 1,
+        }
+    }
+    r.paused = f.num("is_paused").map(|p| p > 0.0);
+    r.oldest_ready_ms = f.num("oldest_ready").filter(|ms| *ms >= 0.0);
+    r.oldest_ready_age = r.oldest_ready_ms.map_or(0.0, |ms| ((now - ms) / 1000.0).max(0.0));
+    r.oldest_lower_bound = Some(f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0);
+    if let Some(started) = f.num("oldest_active").filter(|ms| *ms >= 0.0) {
+        r.running_since(started);
+    }
+    r.stalled(f.num("stalled").unwrap_or(0.0));
+    bad += f.num("errors").unwrap_or(0.0) as u64;
+    Ok((r, now, bad))
+}
+
 /// Parses the replies of [`add_commands`] and advances the queue's stream cursor.
 pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Reading, QueueError> {
     let (stream, script): (Option<&Value>, &Value) = match replies {
@@ -231,27 +256,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
         return Err(QueueError::ReadFailed);
     }
     let f = Fields::parse(script)?;
-    let now = f.need("now")?;
-    let mut r = Reading { tracks_finished: true, ..Reading::default() };
-    let mut bad = 0u64;
-    for state in STATES {
-        match f.num(state) {
-            Some(x) if x >= 0.0 => r.states.push((state, x)),
-            _ => bad += 1,
-        }
-    }
-    r.paused = f.num("is_paused").map(|p| p > 0.0);
-    r.oldest_ready_age = match f.num("oldest_ready") {
-        Some(ms) if ms >= 0.0 => ((now - ms) / 1000.0).max(0.0),
-        _ => 0.0,
-    };
-    r.oldest_ready_ms = f.num("oldest_ready").filter(|ms| *ms >= 0.0);
-    r.oldest_lower_bound = Some(f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0);
-    if let Some(started) = f.num("oldest_active").filter(|ms| *ms >= 0.0) {
-        r.running_since(started);
-    }
-    r.stalled(f.num("stalled").unwrap_or(0.0));
-    bad += f.num("errors").unwrap_or(0.0) as u64;
+    let (mut r, now, mut bad) = read_common(&f, &STATES)?;
 
     let t = st.jobs.get_or_insert_with(Default::default);
     looked_up(t, f.list("looked").unwrap_or(&[]), now, &mut r);
