@@ -1,6 +1,8 @@
 //! `redline check` and `redline run` on bad configuration files: clear errors with the place,
 //! non-zero exit, no secrets.
 
+mod common;
+
 use std::process::Command;
 
 fn check(body: &str) -> (bool, String) {
@@ -9,16 +11,7 @@ fn check(body: &str) -> (bool, String) {
 
 /// `redline check --config DIR/bad.yaml`, the config holding `body`.
 fn check_in(dir: &tempfile::TempDir, body: &str) -> (bool, String) {
-    let path = dir.path().join("bad.yaml");
-    std::fs::write(&path, body).expect("write");
-    let out = Command::new(env!("CARGO_BIN_EXE_redline"))
-        .args(["check", "--config"])
-        .arg(&path)
-        .output()
-        .expect("run");
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), text)
+    common::check_config(dir.path(), "bad.yaml", body)
 }
 
 #[test]

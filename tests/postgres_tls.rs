@@ -201,15 +201,9 @@ fn tls_settings_are_checked_before_start() {
         ("dsn: host=h sslpassword=pw", "sslpassword is not supported"),
     ];
     for (target, needle) in cases {
-        let path = dir.path().join("redline.yaml");
-        std::fs::write(&path, format!("postgres:\n  - {target}\n")).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_redline"))
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .expect("run");
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{target} was accepted");
+        let (ok, text) =
+            common::check_config(dir.path(), "redline.yaml", &format!("postgres:\n  - {target}\n"));
+        assert!(!ok, "{target} was accepted");
         assert!(text.contains("redline.yaml:2") && text.contains(needle), "{target}: {text}");
     }
 }

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
 use common::{free_port, issue_cert, make_ca, value, wait_for, Daemon, RedisServer};
@@ -107,15 +106,8 @@ fn tls_settings_are_checked_before_start() {
         ),
     ];
     for (target, needle) in cases {
-        let path = dir.path().join("redline.yaml");
-        std::fs::write(&path, format!("redis:\n  - {target}\n")).expect("write");
-        let out = Command::new(env!("CARGO_BIN_EXE_redline"))
-            .args(["check", "--config"])
-            .arg(&path)
-            .output()
-            .expect("run");
-        let text = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{target} was accepted");
+        let (ok, text) = common::check_config(dir.path(), "redline.yaml", &format!("redis:\n  - {target}\n"));
+        assert!(!ok, "{target} was accepted");
         assert!(text.contains("redline.yaml:2:") && text.contains(needle), "{target}: {text}");
     }
 }

@@ -636,3 +636,17 @@ pub fn unexposed(scrape: &str, prefixes: &[&str]) -> Vec<String> {
     }
     missing
 }
+
+/// `redline check --config DIR/FILE` with `body` as the config: (success, stdout + stderr).
+pub fn check_config(dir: &std::path::Path, file: &str, body: &str) -> (bool, String) {
+    let path = dir.join(file);
+    std::fs::write(&path, body).expect("write config");
+    let out = Command::new(env!("CARGO_BIN_EXE_redline"))
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .expect("run redline check");
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
