@@ -393,6 +393,17 @@ impl Lexer<'_> {
             self.emit(at, if var { Tok::Var("$".into()) } else { Tok::Dot });
             return true;
         }
+        if !self.word(at) {
+            return false;
+        }
+        let word = self.s[at..self.pos].to_string();
+        self.emit(at, if var { Tok::Var(word) } else { Tok::Field });
+        true
+    }
+
+    /// Consumes the rest of an alphanumeric word begun at `at`; fails unless a terminator
+    /// (space, delimiter, punctuation) follows it.
+    fn word(&mut self, at: usize) -> bool {
         while self.peek().is_some_and(is_alnum) {
             self.bump();
         }
@@ -401,18 +412,11 @@ impl Lexer<'_> {
             self.fail(at, format!("bad character {c:?}"));
             return false;
         }
-        let word = self.s[at..self.pos].to_string();
-        self.emit(at, if var { Tok::Var(word) } else { Tok::Field });
         true
     }
 
     fn identifier(&mut self, at: usize) -> bool {
-        while self.peek().is_some_and(is_alnum) {
-            self.bump();
-        }
-        if !self.at_terminator() {
-            let c = self.peek().unwrap_or(' ');
-            self.fail(at, format!("bad character {c:?}"));
+        if !self.word(at) {
             return false;
         }
         let word = &self.s[at..self.pos];
