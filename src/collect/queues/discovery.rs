@@ -99,8 +99,7 @@ fn method(system: System, prefix: &str) -> Method {
         },
         System::Rq => Method::Members { key: format!("{prefix}:queues"), strip: format!("{prefix}:queue:") },
         System::Sidekiq => {
-            let ns = if prefix.is_empty() { String::new() } else { format!("{prefix}:") };
-            Method::Members { key: format!("{ns}queues"), strip: String::new() }
+            Method::Members { key: format!("{}queues", super::sidekiq::ns(prefix)), strip: String::new() }
         }
         System::Celery => Method::KombuBindings { pattern: format!("{esc}_kombu.binding.*") },
         System::Stream => Method::Scan {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use redis::aio::MultiplexedConnection;
 use redis::{RedisResult, Value};
 
-use super::{celery, QueueRef, QueueSource, System};
+use super::{celery, sidekiq, QueueRef, QueueSource, System};
 
 /// Queues per pipelined window: 64 to 640 O(1) length reads (Celery: up to 10 sub-queues), well
 /// under a millisecond of Redis time.
@@ -33,8 +33,7 @@ fn add_reads(pipe: &mut redis::Pipeline, q: &QueueRef, sources: &[QueueSource]) 
             1
         }
         System::Sidekiq => {
-            let ns = if p.is_empty() { String::new() } else { format!("{p}:") };
-            pipe.cmd("LLEN").arg(format!("{ns}queue:{n}"));
+            pipe.cmd("LLEN").arg(sidekiq::queue_key(q));
             1
         }
         // The queue and every priority sub-queue, as the `waiting` count adds them up.

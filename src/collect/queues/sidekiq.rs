@@ -41,7 +41,7 @@ pub fn load_scripts(pipe: &mut redis::Pipeline) {
 }
 
 /// The namespace as a key prefix: "" for none, `ns:` otherwise.
-fn ns(prefix: &str) -> String {
+pub(super) fn ns(prefix: &str) -> String {
     if prefix.is_empty() {
         String::new()
     } else {
@@ -87,9 +87,14 @@ pub fn read_global(reply: Option<&RedisResult<Value>>) -> Option<Global> {
     Some(g)
 }
 
+/// The list holding a queue's jobs, `[<namespace>:]queue:<name>`.
+pub(super) fn queue_key(q: &QueueRef) -> String {
+    format!("{}queue:{}", ns(&q.prefix), q.name)
+}
+
 /// Adds the per-queue call.
 pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef) -> usize {
-    QUEUE.call::<String>(pipe, &[format!("{}queue:{}", ns(&q.prefix), q.name)], &[]);
+    QUEUE.call::<String>(pipe, &[queue_key(q)], &[]);
     1
 }
 
