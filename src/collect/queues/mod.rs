@@ -495,8 +495,8 @@ impl Queues {
         }
         // Present from the first time the age is only a bound (then 1, later 0 or 1): a queue
         // read exactly all along does not spend a series on saying so.
-        if let Some(lb) = r.oldest_lower_bound {
-            let st = self.state.entry(q.clone()).or_default();
+        // (read_part made the queue's state before reading it.)
+        if let (Some(lb), Some(st)) = (r.oldest_lower_bound, self.state.get_mut(q)) {
             st.lower_bound_seen |= lb;
             if st.lower_bound_seen {
                 out.add(&n::QUEUE_OLDEST_READY_AGE_LOWER_BOUND, base(), if lb { 1.0 } else { 0.0 });
