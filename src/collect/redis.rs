@@ -185,7 +185,7 @@ impl RedisCollector {
         for o in &optional {
             o.add_to(&mut pipe, self.limits.slowlog_entries);
         }
-        let plan = self.queues.as_mut().map(|q| q.plan(&mut pipe));
+        let mut plan = self.queues.as_mut().map(|q| q.plan(&mut pipe));
         // Each server command alone, then the queues' units: windows never split a unit.
         let mut groups = vec![1; INFO_COMMANDS + optional.len()];
         if let Some(p) = &plan {
@@ -193,7 +193,15 @@ impl RedisCollector {
         }
         let cmds: Vec<redis::Cmd> = pipe.cmd_iter().cloned().collect();
         let trips_before = self.window.trips;
-        let sent = self.window.run(&mut conn, cmds, &groups).await;
+        let base = INFO_COMMANDS + optional.len();
+        let mut sent = self.window.run(&mut conn, cmds, &groups).await;
+        // The queue reads' later rounds (BullMQ: the jobs the first round named).
+        if let (Ok(replies), Some(plan)) = (&sent, plan.as_mut()) {
+            let first = replies.get(base..).unwrap_or(&[]);
+            if let Err(e) = plan.finish(&mut self.window, &mut conn, first).await {
+                sent = Err(e);
+            }
+        }
         self.round_trips[0].fetch_add(self.window.trips - trips_before, Ordering::Relaxed);
         let replies: Vec<redis::RedisResult<Value>> = match sent {
             Ok(r) => r,
@@ -205,7 +213,6 @@ impl RedisCollector {
                 return Err(CollectError::Query(self.last_connect_error.clone()));
             }
         };
-        let base = INFO_COMMANDS + optional.len();
         let (server_replies, queue_replies) = replies.split_at(base.min(replies.len()));
         let mut it = server_replies.iter().cloned();
         let mut info_text = String::new();

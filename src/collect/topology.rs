@@ -438,19 +438,26 @@ impl TopologyCollector {
             work.push((addr, conn, (cmds, groups, window), plan, names));
         }
         // Each node's pipeline in windows of bounded cost, all nodes at once.
-        let replies =
-            futures_util::future::join_all(work.iter_mut().map(|(_, conn, (cmds, groups, window), _, _)| {
+        let replies = futures_util::future::join_all(work.iter_mut().map(
+            |(_, conn, (cmds, groups, window), plan, _)| {
                 let mut conn = conn.clone();
                 let cmds = std::mem::take(cmds);
                 async move {
-                    match tokio::time::timeout_at(deadline, window.run(&mut conn, cmds, groups)).await {
+                    // The first round, then the later ones (BullMQ: the jobs the first named).
+                    let rounds = async {
+                        let first = window.run(&mut conn, cmds, groups).await?;
+                        plan.finish(window, &mut conn, &first).await?;
+                        Ok::<_, redis::RedisError>(first)
+                    };
+                    match tokio::time::timeout_at(deadline, rounds).await {
                         Ok(Ok(r)) => Ok(r),
                         Ok(Err(e)) => Err(describe(&e)),
                         Err(_) => Err("the queue read passed the collection's deadline".to_string()),
                     }
                 }
-            }))
-            .await;
+            },
+        ))
+        .await;
         for ((addr, _, (_, _, window), plan, names), result) in work.into_iter().zip(replies) {
             if let Some(node) = self.nodes.get_mut(&addr) {
                 node.queue_trips += window.trips - node.window.trips;

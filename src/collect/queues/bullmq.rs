@@ -1,5 +1,5 @@
-//! BullMQ (v5, v6): per queue, one `MULTI` holding an `XRANGE` of the queue's events stream from
-//! redline's cursor and the read-only `bullmq.lua` snapshot, so both see the same instant.
+//! BullMQ (v5, v6): per queue, plain pipelined reads in rounds ([`Snapshot`]), the events stream
+//! read from redline's cursor in one `MULTI` with its `XINFO STREAM`.
 //!
 //! Counters, retries and durations come from the events stream: BullMQ writes `added`,
 //! `waiting`, `active`, `completed`, `failed`, … there for every job, whatever `removeOnComplete`
@@ -11,12 +11,14 @@
 use std::collections::HashMap;
 
 use base64::Engine;
-use redis::{RedisResult, Value};
+use redis::Value;
 
+pub use super::bullmq_snapshot::Snapshot;
 use super::reply::Fields;
 use super::script::lua_script;
 use super::{list, text, QueueError, QueueRef, QueueState, Reading};
 
+// The walk for the queues plain reads cannot settle (see `bullmq_snapshot.rs`).
 lua_script!(SCRIPT, "jobs.lua", "bullmq.lua");
 
 /// Events-stream entries read per queue and collection; a queue that wrote more is caught up over
@@ -156,39 +158,28 @@ fn entries(v: &Value, bad: &mut u64) -> Option<Vec<Entry>> {
     Some(out)
 }
 
-/// Adds the commands for `q`; returns how many. The first look is the snapshot alone (it sets the
-/// stream baseline); while the stream has entries to read, the read and the snapshot share one
-/// MULTI; a queue whose stream had nothing new gets the snapshot alone, which says when to read
-/// again (an idle queue costs no XRANGE; a queue waking up is read one collection later).
-pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueState) -> usize {
+/// Starts the read of `q` and adds its first round to `pipe` (see [`Snapshot`]); returns the
+/// read and its command count. The first look sets the stream baseline from `XINFO` alone; while
+/// the stream has entries to read, the `XRANGE` and the `XINFO` share one `MULTI`; a queue whose
+/// stream had nothing new gets the `XINFO` alone, which says when to read again (an idle queue
+/// costs no `XRANGE`; a queue waking up is read one collection later).
+pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueState) -> (Snapshot, usize) {
     let t = st.jobs.get_or_insert_with(Default::default);
-    let first = t.cursor.is_none();
-    let mut args = vec![
-        format!("{}:{}:", q.prefix, q.name),
-        MAX_WALK.to_string(),
-        MAX_BANDS.to_string(),
-        MAX_LOCK_CHECKS.to_string(),
-        if first { "1" } else { "0" }.to_string(),
-    ];
-    args.extend(t.pending.keys().take(MAX_LOOKUPS).cloned());
-    let keys = keys(&q.prefix, &q.name);
-    match t.cursor {
-        Some(c) if t.reading => {
-            pipe.cmd("MULTI");
-            // One more than we count: the entry after the last one tells a stalled job's requeue
-            // (`waiting`, then `stalled`) from a retry.
-            pipe.cmd("XRANGE").arg(&keys[9]).arg(c.after()).arg("+").arg("COUNT").arg(EVENTS_PER_READ + 1);
-            SCRIPT.call(pipe, &keys, &args);
-            pipe.cmd("EXEC");
-            4
-        }
-        // The first look, or a queue whose stream had nothing new last time: the snapshot alone
-        // (its XINFO says whether there is something to read next time).
-        _ => {
-            SCRIPT.call(pipe, &keys, &args);
-            1
-        }
-    }
+    // One more than we count: the entry after the last one tells a stalled job's requeue
+    // (`waiting`, then `stalled`) from a retry.
+    let xrange = match t.cursor {
+        Some(c) if t.reading => Some((c.after(), EVENTS_PER_READ + 1)),
+        _ => None,
+    };
+    let lookups = t.pending.keys().take(MAX_LOOKUPS).cloned().collect();
+    let snap = Snapshot::new(format!("{}:{}:", q.prefix, q.name), xrange.is_some(), lookups);
+    let n = snap.first_round(pipe, xrange);
+    (snap, n)
+}
+
+/// The walk script's call (`bullmq.lua`) for a queue the plain reads could not settle.
+pub(super) fn walk_command(keys: &[String], args: &[String]) -> redis::Cmd {
+    SCRIPT.cmd(keys, args)
 }
 
 /// BullMQ's keys for a queue, in the order the script expects.
@@ -244,18 +235,15 @@ pub(super) fn read_common(f: &Fields, states: &[&'static str]) -> Result<(Readin
     Ok((r, now, bad))
 }
 
-/// Parses the replies of [`add_commands`] and advances the queue's stream cursor.
-pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Reading, QueueError> {
-    let (stream, script): (Option<&Value>, &Value) = match replies {
-        [Ok(one)] => (None, one),
-        [_, _, _, Ok(Value::Array(a))] if a.len() == 2 => (Some(&a[0]), &a[1]),
-        [Err(_)] | [_, _, _, Err(_)] => return Err(QueueError::ReadFailed),
-        _ => return Err(QueueError::BadReply),
-    };
-    if matches!(script, Value::ServerError(_)) {
-        return Err(QueueError::ReadFailed);
-    }
-    let f = Fields::parse(script)?;
+/// Reads a finished [`Snapshot`] and advances the queue's stream cursor.
+pub fn read(snap: Snapshot, st: &mut QueueState) -> Result<Reading, QueueError> {
+    let (stream, fields) = snap.finish()?;
+    read_fields(stream.as_ref(), &fields, st)
+}
+
+/// Reads the queue's named fields and its stream read (`XRANGE` reply, when made).
+fn read_fields(stream: Option<&Value>, fields: &Value, st: &mut QueueState) -> Result<Reading, QueueError> {
+    let f = Fields::parse(fields)?;
     let (mut r, now, mut bad) = read_common(&f, &STATES)?;
 
     let t = st.jobs.get_or_insert_with(Default::default);
@@ -519,11 +507,17 @@ mod tests {
 
     #[test]
     fn garbage_reply_is_an_error_not_a_panic() {
-        let mut st = QueueState::default();
-        assert_eq!(read(&[Ok(Value::Int(3))], &mut st).err(), Some(QueueError::BadReply));
-        assert_eq!(read(&[], &mut st).err(), Some(QueueError::BadReply));
-        let exec = [Ok(Value::Okay), Ok(Value::Okay), Ok(Value::Okay), Ok(Value::Array(vec![]))];
-        assert_eq!(read(&exec, &mut st).err(), Some(QueueError::BadReply));
+        let ints = |n: usize| (0..n).map(|_| Ok(Value::Int(3))).collect::<Vec<_>>();
+        for (replies, want) in [
+            (ints(1), QueueError::BadReply),
+            (vec![], QueueError::BadReply),
+            // The right count, but `TIME` is not a pair.
+            (ints(16), QueueError::ReadFailed),
+        ] {
+            let mut snap = Snapshot::new("bull:q:".into(), false, vec![]);
+            assert!(snap.next(&replies).is_empty());
+            assert_eq!(read(snap, &mut QueueState::default()).err(), Some(want));
+        }
     }
 
     #[test]

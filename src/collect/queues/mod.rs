@@ -4,6 +4,7 @@
 
 pub mod bull;
 pub mod bullmq;
+mod bullmq_snapshot;
 pub mod celery;
 pub mod discovery;
 mod histogram;
@@ -232,6 +233,12 @@ pub struct Plan {
     entries: Vec<(QueueRef, usize)>,
     globals: Vec<Global>,
     preamble: usize,
+    /// The reads that take more than one round (BullMQ), by entry.
+    rounds: Vec<Option<bullmq::Snapshot>>,
+    /// Whether the first round's replies were handed to `rounds`.
+    started: bool,
+    /// The entries of the round sent last, with their command counts.
+    asked: Vec<(usize, usize)>,
 }
 
 impl Plan {
@@ -239,6 +246,74 @@ impl Plan {
     /// together: BullMQ's `MULTI … EXEC`), in pipeline order.
     pub fn groups(&self) -> impl Iterator<Item = usize> + '_ {
         std::iter::repeat_n(1, self.preamble + self.globals.len()).chain(self.entries.iter().map(|(_, n)| *n))
+    }
+
+    /// Reads the replies of the round sent last (the first: the plan's whole pipeline) and
+    /// returns the next round's commands and groups (each queue's together), or `None` when
+    /// every read is done.
+    pub fn next_round(&mut self, replies: &[RedisResult<Value>]) -> Option<(Vec<redis::Cmd>, Vec<usize>)> {
+        let mut cmds = Vec::new();
+        let mut groups = Vec::new();
+        let mut asked = Vec::new();
+        let mut step = |k: usize, snap: &mut bullmq::Snapshot, slice: &[RedisResult<Value>]| {
+            let next = snap.next(slice);
+            if !next.is_empty() {
+                asked.push((k, next.len()));
+                groups.push(next.len());
+                cmds.extend(next);
+            }
+        };
+        if !self.started {
+            self.started = true;
+            let mut i = self.preamble + self.globals.len();
+            for (k, (_, n)) in self.entries.iter().enumerate() {
+                if let Some(snap) = self.rounds.get_mut(k).and_then(Option::as_mut) {
+                    step(k, snap, replies.get(i..i + n).unwrap_or(&[]));
+                }
+                i += n;
+            }
+        } else {
+            let mut i = 0;
+            for (k, n) in std::mem::take(&mut self.asked) {
+                if let Some(snap) = self.rounds.get_mut(k).and_then(Option::as_mut) {
+                    step(k, snap, replies.get(i..i + n).unwrap_or(&[]));
+                }
+                i += n;
+            }
+        }
+        self.asked = asked;
+        (!cmds.is_empty()).then_some((cmds, groups))
+    }
+
+    /// The round sent last failed: the reads waiting on it are not done this time.
+    pub fn round_failed(&mut self) {
+        for (k, _) in std::mem::take(&mut self.asked) {
+            if let Some(snap) = self.rounds.get_mut(k).and_then(Option::as_mut) {
+                snap.fail();
+            }
+        }
+    }
+
+    /// Sends the rounds after the first (whose replies are `first`) through `window` until
+    /// every read is done. A failed window fails the reads waiting on it and is returned: the
+    /// connection's state is then unknown.
+    pub async fn finish(
+        &mut self,
+        window: &mut super::window::Window,
+        conn: &mut redis::aio::MultiplexedConnection,
+        first: &[RedisResult<Value>],
+    ) -> RedisResult<()> {
+        let mut next = self.next_round(first);
+        while let Some((cmds, groups)) = next {
+            match window.run(conn, cmds, &groups).await {
+                Ok(replies) => next = self.next_round(&replies),
+                Err(e) => {
+                    self.round_failed();
+                    return Err(e);
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -344,10 +419,16 @@ impl Queues {
             }
         }
         let mut entries = Vec::with_capacity(queues.len());
+        let mut rounds = Vec::with_capacity(queues.len());
         for q in queues {
             let st = self.state.entry(q.clone()).or_default();
+            let mut snap = None;
             let cmds = match q.system {
-                System::Bullmq => bullmq::add_commands(pipe, &q, st),
+                System::Bullmq => {
+                    let (s, n) = bullmq::add_commands(pipe, &q, st);
+                    snap = Some(s);
+                    n
+                }
                 System::Bull => bull::add_commands(pipe, &q, st, self.max_samples),
                 System::Rq => rq::add_commands(pipe, &q, st, self.max_samples),
                 System::Sidekiq => sidekiq::add_commands(pipe, &q),
@@ -355,11 +436,13 @@ impl Queues {
                 System::Stream => streams::add_commands(pipe, &q),
             };
             entries.push((q, cmds));
+            rounds.push(snap);
         }
-        Plan { entries, globals, preamble }
+        Plan { entries, globals, preamble, rounds, started: false, asked: Vec::new() }
     }
 
-    /// Reads the replies of `plan` (in order) and adds the queue families to `out`.
+    /// Reads the replies of `plan`'s first round (in order; the later rounds already read by
+    /// [`Plan::finish`]) and adds the queue families to `out`.
     pub fn read(&mut self, plan: Plan, replies: &[RedisResult<Value>], out: &mut FamilySet) {
         self.read_part(plan, replies, out);
         self.summary(out);
@@ -367,7 +450,7 @@ impl Queues {
 
     /// Like [`Queues::read`] without the once-per-target summary (call [`Queues::summary`]
     /// after the last part).
-    pub fn read_part(&mut self, plan: Plan, replies: &[RedisResult<Value>], out: &mut FamilySet) {
+    pub fn read_part(&mut self, mut plan: Plan, replies: &[RedisResult<Value>], out: &mut FamilySet) {
         let mut i = plan.preamble;
         let mut g = Globals::default();
         for global in &plan.globals {
@@ -396,12 +479,15 @@ impl Queues {
                 *self.errors.entry((system, QueueError::ReadFailed)).or_default() += 1.0;
             }
         }
-        for (q, cmds) in plan.entries {
+        for (k, (q, cmds)) in plan.entries.into_iter().enumerate() {
             let slice = replies.get(i..i + cmds).unwrap_or(&[]);
             i += cmds;
             let st = self.state.entry(q.clone()).or_default();
             let result = match q.system {
-                System::Bullmq => bullmq::read(slice, st),
+                System::Bullmq => match plan.rounds.get_mut(k).and_then(Option::take) {
+                    Some(snap) => bullmq::read(snap, st),
+                    None => Err(QueueError::BadReply),
+                },
                 System::Bull => bull::read(slice, st),
                 System::Rq => rq::read(slice, st),
                 System::Sidekiq => sidekiq::read(slice, &q, g.sidekiq.get(&q.prefix)),

@@ -26,13 +26,20 @@ impl LuaScript {
 
     /// Adds one `EVALSHA` with keys and arguments (one command).
     pub fn call<A: redis::ToRedisArgs>(&self, pipe: &mut redis::Pipeline, keys: &[String], args: &[A]) {
-        let cmd = pipe.cmd("EVALSHA").arg(self.sha()).arg(keys.len());
+        pipe.add_command(self.cmd(keys, args));
+    }
+
+    /// One `EVALSHA` with keys and arguments, for a later round of a read.
+    pub fn cmd<A: redis::ToRedisArgs>(&self, keys: &[String], args: &[A]) -> redis::Cmd {
+        let mut cmd = redis::cmd("EVALSHA");
+        cmd.arg(self.sha()).arg(keys.len());
         for k in keys {
             cmd.arg(k);
         }
         for a in args {
             cmd.arg(a);
         }
+        cmd
     }
 }
 
