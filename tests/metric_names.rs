@@ -44,6 +44,13 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
     primary.cli(&["SET", "rq:queues", "not-a-set"]);
     bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"emails","count":2}}"#, primary.port));
     bull_js("bullmq", "take", &format!(r#"{{"port":{},"queue":"emails"}}"#, primary.port));
+    // `redline_queue_jobs_stalled` appears once a job has stalled: the taken job loses its lock.
+    primary.cli(&[
+        "EVAL",
+        "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
+        "0",
+        "bull:emails:*:lock",
+    ]);
     let pg = PgServer::start(&["shared_preload_libraries=pg_stat_statements"]);
     pg.psql("postgres", "CREATE EXTENSION pg_stat_statements");
     pg.psql("postgres", "SELECT pg_create_physical_replication_slot('spare')");

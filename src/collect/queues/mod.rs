@@ -162,6 +162,23 @@ impl Total {
     }
 }
 
+/// Series that stay 0 on a queue that never uses what they count: the job states of features a
+/// queue may never use (pre-v5 pause lists, priorities, flows) and `redline_queue_jobs_stalled`.
+/// Each appears the first time it is not 0 and stays from then (absent means 0), which keeps a
+/// queue within its series budget; the states every queue uses are always there.
+const SPARSE: [&str; 4] = ["paused", "prioritized", "waiting-children", n::QUEUE_JOBS_STALLED.name];
+
+impl QueueState {
+    /// Whether sparse series `name` (a state, or a family name) is shown now that it reads `v`.
+    fn shows(&mut self, name: &str, v: f64) -> bool {
+        let Some(i) = SPARSE.iter().position(|s| *s == name) else { return true };
+        if v != 0.0 {
+            self.sparse_seen |= 1 << i;
+        }
+        self.sparse_seen & (1 << i) != 0
+    }
+}
+
 /// Per-queue memory between collections (cursors and counters).
 #[derive(Debug, Default)]
 pub struct QueueState {
@@ -173,6 +190,8 @@ pub struct QueueState {
     added_source: Option<Source>,
     /// The oldest-ready age has been a lower bound at least once: its flag is exposed from then.
     lower_bound_seen: bool,
+    /// Which [`SPARSE`] series have been non-zero (bit i for entry i).
+    sparse_seen: u8,
     /// Whether `limits.queue_histograms` picks this queue, matched once (the setting is fixed
     /// for the collector's life; a change rebuilds it).
     own_histograms: Option<bool>,
@@ -559,7 +578,12 @@ impl Queues {
 
     fn emit(&mut self, q: &QueueRef, r: Reading, out: &mut FamilySet) {
         let base = || queue_labels(&self.target, q);
+        let mut sparse = self.state.get_mut(q);
+        let mut shows = |name: &str, v: f64| sparse.as_deref_mut().is_none_or(|st| st.shows(name, v));
         for (state, v) in &r.states {
+            if !shows(state, *v) {
+                continue;
+            }
             let mut l = base();
             l.push(label("state", *state));
             out.add(&n::QUEUE_JOBS, l, *v);
@@ -575,6 +599,9 @@ impl Queues {
             out.add(&n::QUEUE_WORKERS, base(), w);
         }
         for (def, extra, v) in &r.extra {
+            if !shows(def.name, *v) {
+                continue;
+            }
             let mut l = base();
             l.extend(extra.iter().cloned());
             out.add(def, l, *v);
