@@ -44,7 +44,10 @@ fn every_metric_in_rules_and_dashboards_is_exposed() {
     primary.cli(&["SET", "rq:queues", "not-a-set"]);
     bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"emails","count":2}}"#, primary.port));
     bull_js("bullmq", "take", &format!(r#"{{"port":{},"queue":"emails"}}"#, primary.port));
-    // `redline_queue_jobs_stalled` appears once a job has stalled: the taken job loses its lock.
+    // `redline_queue_paused` appears once a queue was paused, `redline_queue_jobs_stalled` once a
+    // job has stalled (the taken job loses its lock).
+    bull_js("bullmq", "add", &format!(r#"{{"port":{},"queue":"held","count":1}}"#, primary.port));
+    bull_js("bullmq", "pause", &format!(r#"{{"port":{},"queue":"held"}}"#, primary.port));
     primary.cli(&[
         "EVAL",
         "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",

@@ -163,10 +163,12 @@ impl Total {
 }
 
 /// Series that stay 0 on a queue that never uses what they count: the job states of features a
-/// queue may never use (pre-v5 pause lists, priorities, flows) and `redline_queue_jobs_stalled`.
-/// Each appears the first time it is not 0 and stays from then (absent means 0), which keeps a
-/// queue within its series budget; the states every queue uses are always there.
-const SPARSE: [&str; 4] = ["paused", "prioritized", "waiting-children", n::QUEUE_JOBS_STALLED.name];
+/// queue may never use (pre-v5 pause lists, priorities, flows), the pause flag and
+/// `redline_queue_jobs_stalled`. Each appears the first time it is not 0 and stays from then
+/// (absent means 0; the `> 0` alerts read the same), which keeps a queue within its series
+/// budget; the states every queue uses are always there.
+const SPARSE: [&str; 5] =
+    ["paused", "prioritized", "waiting-children", n::QUEUE_JOBS_STALLED.name, n::QUEUE_PAUSED.name];
 
 impl QueueState {
     /// Whether sparse series `name` (a state, or a family name) is shown now that it reads `v`.
@@ -592,7 +594,7 @@ impl Queues {
         if let Some(ms) = r.oldest_ready_ms {
             out.add(&n::QUEUE_OLDEST_READY_TIMESTAMP, base(), ms / 1000.0);
         }
-        if let Some(p) = r.paused {
+        if let Some(p) = r.paused.filter(|p| shows(n::QUEUE_PAUSED.name, f64::from(u8::from(*p)))) {
             out.add(&n::QUEUE_PAUSED, base(), if p { 1.0 } else { 0.0 });
         }
         if let Some(w) = r.workers {
