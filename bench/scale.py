@@ -82,7 +82,7 @@ class Redline:
         raise SystemExit(f"redline did not report {expect} queues within {timeout}s")
 
     def stop(self):
-        self.ports.done.set()
+        self.ports.sample()
         stop(self.proc)
 
 
@@ -114,6 +114,7 @@ def collections(server, red, act, count, idle_rate):
         rss_seen.append(proc_status(red.proc.pid)[0])  # before our scrape allocates a body
         body = red.scrape()  # between collections: redline serves a snapshot, Redis is untouched
         walls.append(value(body, "redline_collector_duration_seconds", collector="redis"))
+    red.ports.sample()
     slow = slowlog_by_owner(server.slowlog(), red.ports.ports)
     preempted = server.preempted() - pre0
     cmdstats = commandstats_delta(cs0, server.commandstats())
@@ -183,6 +184,8 @@ def app_window(args, server, n, who, scrape_port, redline=None):
     if scraper:
         scraper.stop()
     c1 = server.cpu()
+    if redline:
+        redline.ports.sample()
     slow = slowlog_by_owner(server.slowlog(), redline.ports.ports if redline else ())
     scrapes = scraper.results if scraper else []
     log(f"  app beside {who}: p50 {app['p50_us']:.0f} us p99.9 {app['p999_us']:.0f} us max {app['max_us']:.0f} us")
