@@ -73,8 +73,7 @@ impl Q<'_> {
     /// redline's count of `state`. The states of features a queue may never use (pause lists,
     /// priorities, flows) appear once they first hold a job: absent is 0 for those alone.
     fn state(&self, state: &str) -> Option<f64> {
-        let sparse = ["paused", "prioritized", "waiting-children"].contains(&state);
-        self.get("redline_queue_jobs", &format!(",state=\"{state}\"")).or(sparse.then_some(0.0))
+        common::state_count(state, self.get("redline_queue_jobs", &format!(",state=\"{state}\"")))
     }
 
     /// Whether every state the library counts has redline's number.

@@ -354,6 +354,15 @@ pub fn queue_daemon(r: &RedisServer, queues: &str) -> Daemon {
     )
 }
 
+/// The job states that appear once they first hold a job (features a queue may never use):
+/// a library's 0 for one of them matches redline's absent series.
+pub const SPARSE_STATES: [&str; 3] = ["paused", "prioritized", "waiting-children"];
+
+/// redline's count of `state` as read from a scrape (`got`), absent sparse states as 0.
+pub fn state_count(state: &str, got: Option<f64>) -> Option<f64> {
+    got.or(SPARSE_STATES.contains(&state).then_some(0.0))
+}
+
 /// `{target="t",system="…",prefix="…",queue="…"…}` label text for assertions, with the system's
 /// default prefix (`bull` for BullMQ/Bull, `rq` for RQ, none for the others).
 pub fn qlabels(system: &str, queue: &str, rest: &str) -> String {

@@ -172,8 +172,8 @@ pub fn add_commands(pipe: &mut redis::Pipeline, q: &QueueRef, st: &mut QueueStat
         _ => None,
     };
     let lookups = t.pending.keys().take(MAX_LOOKUPS).cloned().collect();
-    let snap = Snapshot::new(format!("{}:{}:", q.prefix, q.name), xrange.is_some(), lookups);
-    let n = snap.first_round(pipe, xrange);
+    let snap = Snapshot::new(format!("{}:{}:", q.prefix, q.name), xrange, lookups);
+    let n = snap.first_round(pipe);
     (snap, n)
 }
 
@@ -514,7 +514,7 @@ mod tests {
             // The right count, but `TIME` is not a pair.
             (ints(16), QueueError::ReadFailed),
         ] {
-            let mut snap = Snapshot::new("bull:q:".into(), false, vec![]);
+            let mut snap = Snapshot::new("bull:q:".into(), None, vec![]);
             assert!(snap.next(&replies).is_empty());
             assert_eq!(read(snap, &mut QueueState::default()).err(), Some(want));
         }

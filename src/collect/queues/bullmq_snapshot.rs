@@ -120,8 +120,9 @@ fn finite(v: Option<&Value>) -> Option<f64> {
 pub struct Snapshot {
     /// `<prefix>:<name>:`, the front of every key of the queue.
     head: String,
-    /// The stream's `XRANGE` shares a `MULTI` with its `XINFO` in round 1.
-    reading_stream: bool,
+    /// The events stream's read (first id, count) when it has entries to read: its `XRANGE`
+    /// shares a `MULTI` with its `XINFO` in round 1.
+    xrange: Option<(String, usize)>,
     /// Finished jobs whose hash round 2 reads.
     lookups: Vec<String>,
     stage: Stage,
@@ -150,12 +151,13 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// A read of the queue whose keys start with `head` (`bull:payments:`); `reading_stream`
-    /// when round 1 reads its events stream, `lookups` the finished jobs to time from their hash.
-    pub fn new(head: String, reading_stream: bool, lookups: Vec<String>) -> Self {
+    /// A read of the queue whose keys start with `head` (`bull:payments:`); `xrange` the events
+    /// stream's read (first id, count) when it has entries to read, `lookups` the finished jobs
+    /// to time from their hash.
+    pub fn new(head: String, xrange: Option<(String, usize)>, lookups: Vec<String>) -> Self {
         Self {
             head,
-            reading_stream,
+            xrange,
             lookups,
             stage: Stage::First,
             failed: None,
@@ -183,9 +185,8 @@ impl Snapshot {
         format!("{}{suffix}", self.head)
     }
 
-    /// Adds round 1 to `pipe`; `xrange` is the stream read (first id, count) when
-    /// `reading_stream`. Returns the number of commands.
-    pub fn first_round(&self, pipe: &mut redis::Pipeline, xrange: Option<(String, usize)>) -> usize {
+    /// Adds round 1 to `pipe`; returns the number of commands.
+    pub fn first_round(&self, pipe: &mut redis::Pipeline) -> usize {
         pipe.cmd("TIME");
         for (_, suffix, cmd) in SIZES {
             pipe.cmd(cmd).arg(self.key(suffix));
@@ -198,7 +199,7 @@ impl Snapshot {
         pipe.cmd("ZRANGE").arg(self.key("delayed")).arg(0).arg(0).arg("WITHSCORES");
         pipe.cmd("LRANGE").arg(self.key("active")).arg(-(MAX_LOCK_CHECKS as i64)).arg(-1);
         let events = self.key("events");
-        match xrange {
+        match &self.xrange {
             Some((from, count)) => {
                 pipe.cmd("MULTI");
                 pipe.cmd("XRANGE").arg(&events).arg(from).arg("+").arg("COUNT").arg(count);
@@ -241,7 +242,7 @@ impl Snapshot {
     }
 
     fn after_first(&mut self, r: &[RedisResult<Value>]) -> Vec<Cmd> {
-        let expected = R1_STREAM + if self.reading_stream { 4 } else { 1 };
+        let expected = R1_STREAM + if self.xrange.is_some() { 4 } else { 1 };
         if r.len() != expected {
             self.failed = Some(QueueError::BadReply);
             return Vec::new();
@@ -363,7 +364,7 @@ impl Snapshot {
 
     /// The events stream: `XINFO STREAM` alone, or `MULTI`, `XRANGE`, `XINFO`, `EXEC`.
     fn read_stream(&mut self, r: &[RedisResult<Value>]) {
-        let info = if self.reading_stream {
+        let info = if self.xrange.is_some() {
             match got(r.get(3)) {
                 Got::Value(Value::Array(a)) if a.len() == 2 => {
                     self.stream = Some(a[0].clone());
@@ -593,7 +594,7 @@ mod tests {
 
     /// The candidates and whether the script must walk, for a list of `len` whose right end is `right`.
     fn walk(right: &[&str], len: f64) -> (Vec<String>, bool) {
-        let mut s = Snapshot::new("bull:q:".into(), false, vec![]);
+        let mut s = Snapshot::new("bull:q:".into(), None, vec![]);
         s.plan_walk(Some(&ids(right)), len);
         (s.candidates, s.walk)
     }
@@ -620,7 +621,7 @@ mod tests {
 
     #[test]
     fn a_second_priority_band_is_checked_from_the_first_bands_score() {
-        let mut s = Snapshot::new("bull:q:".into(), false, vec![]);
+        let mut s = Snapshot::new("bull:q:".into(), None, vec![]);
         s.sizes[PRIORITIZED] = 5.0;
         let head = Ok(Value::Array(vec![bulk("21"), bulk("21474836481")]));
         s.plan_bands(Some(&head));
@@ -631,7 +632,7 @@ mod tests {
 
     #[test]
     fn a_job_gone_between_rounds_sends_the_queue_to_the_script() {
-        let mut s = Snapshot::new("bull:q:".into(), false, vec![]);
+        let mut s = Snapshot::new("bull:q:".into(), None, vec![]);
         s.now = 1_700_000_000_000.0;
         s.candidates = vec!["12".into()];
         let cmds = s.second_round();
