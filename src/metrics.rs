@@ -16,8 +16,10 @@ pub enum Kind {
     Histogram,
 }
 
-/// One label pair. Keys are static (they come from our own code), values are owned.
-pub type Label = (Cow<'static, str>, String);
+/// One label pair. Keys are static (they come from our own code); values are reference-counted,
+/// so the samples of one queue share its `target`/`system`/`prefix`/`queue` values instead of
+/// holding a copy each (at 10,000 queues that was ~60 MB of a snapshot).
+pub type Label = (Cow<'static, str>, std::sync::Arc<str>);
 
 /// The value of one sample.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,7 +119,7 @@ impl MetricDef {
 }
 
 /// Builds a label pair.
-pub fn label(key: &'static str, value: impl Into<String>) -> Label {
+pub fn label(key: &'static str, value: impl Into<std::sync::Arc<str>>) -> Label {
     (Cow::Borrowed(key), value.into())
 }
 

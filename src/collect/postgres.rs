@@ -209,7 +209,7 @@ impl PostgresCollector {
             let labels = vec![
                 label("target", self.target.name.clone()),
                 label("query", *group),
-                label("sqlstate", code),
+                label("sqlstate", code.as_str()),
             ];
             out.add(&n::PG_QUERY_ERRORS, labels, *count as f64);
         }

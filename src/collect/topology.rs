@@ -501,7 +501,7 @@ impl TopologyCollector {
 
 /// Whether a label set has `key="value"`.
 fn has(labels: &[Label], key: &str, value: &str) -> bool {
-    labels.iter().any(|(k, v)| k == key && v == value)
+    labels.iter().any(|(k, v)| k == key && &**v == value)
 }
 
 /// Puts `node` and `role` right after `target`; a label the sample already has is kept (the

@@ -579,7 +579,9 @@ impl Queues {
     }
 
     fn emit(&mut self, q: &QueueRef, r: Reading, out: &mut FamilySet) {
-        let base = || queue_labels(&self.target, q);
+        // One set of label values per queue, shared (reference-counted) by its ~15 samples.
+        let shared = queue_labels(&self.target, q);
+        let base = || shared.clone();
         let mut sparse = self.state.get_mut(q);
         let mut shows = |name: &str, v: f64| sparse.as_deref_mut().is_none_or(|st| st.shows(name, v));
         for (state, v) in &r.states {
