@@ -319,6 +319,19 @@ pub fn bull_js(lib: &str, action: &str, opts: &str) {
     assert!(out.status.success(), "bull.js {lib} {action} {opts}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// Child processes killed when dropped, so a failing assertion leaves no producer or worker
+/// running.
+pub struct Reap(pub Vec<Child>);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Starts the bull.js helper in the background (e.g. a worker).
 pub fn bull_js_spawn(lib: &str, action: &str, opts: &str) -> Child {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/producers");

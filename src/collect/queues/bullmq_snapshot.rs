@@ -63,10 +63,11 @@ enum Ask {
     Ready,
     /// Whether a priority band after the first holds a job.
     MoreBands,
-    /// How many of this many active jobs still hold their lock.
-    Locks(usize),
-    /// When the longest-running active job started.
-    Started,
+    /// A `MULTI`/`QUEUED` reply of the active jobs' check.
+    Queued,
+    /// The `EXEC` of the active jobs' check: the active list again, how many of round 1's active
+    /// jobs hold their lock, and `processedOn` of these (the rightmost of round 1's ids).
+    Active(Vec<String>),
     /// A finished job's times (the stream did not show its start).
     Looked(String),
 }
@@ -138,6 +139,8 @@ pub struct Snapshot {
     lower_bound: bool,
     /// Round 2 cannot settle the oldest ready job: the script walks.
     walk: bool,
+    /// Round 2 cannot time the longest-running active job: the script reads the active jobs.
+    walk_active: bool,
     candidates: Vec<String>,
     /// The score from which a second priority band would start.
     next_band: Option<String>,
@@ -169,6 +172,7 @@ impl Snapshot {
             oldest_delayed: None,
             lower_bound: false,
             walk: false,
+            walk_active: false,
             candidates: Vec::new(),
             next_band: None,
             active_ids: Vec::new(),
@@ -428,15 +432,27 @@ impl Snapshot {
                 self.asks.push(Ask::MoreBands);
             }
         }
-        if let Some(last) = self.active_ids.last() {
+        if !self.active_ids.is_empty() {
+            // Jobs finish between rounds, and a finished job has no lock: the active list is read
+            // again in the same MULTI as the locks, and only jobs still active are counted. The
+            // longest-running job is the rightmost still active; a few candidates are read in
+            // case the rightmost of round 1 has finished since.
+            let probes: Vec<String> = self.active_ids.iter().rev().take(PLAIN_WALK).cloned().collect();
+            cmds.push(redis::cmd("MULTI"));
+            let mut c = redis::cmd("LRANGE");
+            c.arg(self.key("active")).arg(-(MAX_LOCK_CHECKS as i64)).arg(-1);
+            cmds.push(c);
             let mut c = redis::cmd("EXISTS");
             for id in &self.active_ids {
                 c.arg(self.key(&format!("{id}:lock")));
             }
             cmds.push(c);
-            self.asks.push(Ask::Locks(self.active_ids.len()));
-            cmds.push(redis::cmd("HMGET").arg(self.key(last)).arg("processedOn").to_owned());
-            self.asks.push(Ask::Started);
+            for id in &probes {
+                cmds.push(redis::cmd("HMGET").arg(self.key(id)).arg("processedOn").to_owned());
+            }
+            self.asks.extend(std::iter::repeat_n(Ask::Queued, 3 + probes.len()));
+            cmds.push(redis::cmd("EXEC"));
+            self.asks.push(Ask::Active(probes));
         }
         for id in std::mem::take(&mut self.lookups) {
             let mut c = redis::cmd("HMGET");
@@ -477,20 +493,16 @@ impl Snapshot {
                     Got::Value(v) if list(Some(v)).is_some_and(|l| l.is_empty()) => {}
                     _ => self.walk = true,
                 },
-                Ask::Locks(n) => match g {
-                    Got::Value(v) => self.stalled = (n as f64 - int(Some(v)).unwrap_or(0.0)).max(0.0),
-                    _ => self.failed = Some(QueueError::ReadFailed),
-                },
-                Ask::Started => match g {
-                    Got::Value(v) => {
-                        let f = list(Some(v)).and_then(|l| l.first());
-                        match finite(f) {
-                            Some(t) if plausible(t, now) => self.oldest_active = Some(t),
-                            _ if text(f).is_some() => self.errors += 1,
-                            _ => {}
-                        }
+                Ask::Queued => {
+                    if !matches!(g, Got::Value(_)) {
+                        self.failed = Some(QueueError::ReadFailed);
                     }
-                    _ => self.errors += 1,
+                }
+                Ask::Active(probes) => match g {
+                    Got::Value(Value::Array(a)) if a.len() == 2 + probes.len() => {
+                        self.read_active(a, &probes)
+                    }
+                    _ => self.failed = Some(QueueError::ReadFailed),
                 },
                 Ask::Looked(id) => match g {
                     Got::Value(Value::Array(f)) if matches!(f.first(), Some(Value::BulkString(_))) => {
@@ -509,22 +521,60 @@ impl Snapshot {
         self.walk_round()
     }
 
-    /// The script's walk, when the plain reads could not settle the oldest ready job.
+    /// The active jobs' check of round 2 (`EXEC` reply: the active ids now, the locks held by
+    /// round 1's active jobs, `processedOn` of `probes`).
+    fn read_active(&mut self, a: &[Value], probes: &[String]) {
+        let Some(now_ids) = list(a.first()) else {
+            self.walk_active = true; // the key changed type since round 1
+            return;
+        };
+        let now_ids: Vec<String> = now_ids.iter().filter_map(|x| text(Some(x))).collect();
+        let before: std::collections::HashSet<&str> = self.active_ids.iter().map(String::as_str).collect();
+        let still = now_ids.iter().filter(|id| before.contains(id.as_str())).count();
+        // The count, the stalled jobs and the longest-running one from one instant (a list
+        // longer than the read keeps round 1's count).
+        if now_ids.len() < MAX_LOCK_CHECKS {
+            self.sizes[ACTIVE] = now_ids.len() as f64;
+        }
+        // A job that finished between rounds lost its lock and left the list: only jobs still
+        // active and without a lock are stalled.
+        self.stalled = (still as f64 - int(a.get(1)).unwrap_or(0.0)).max(0.0);
+        let Some(last) = now_ids.last() else { return };
+        let Some(i) = probes.iter().position(|p| p == last) else {
+            self.walk_active = true; // every candidate finished: read the active jobs atomically
+            return;
+        };
+        match a.get(2 + i) {
+            Some(Value::Array(f)) => match finite(f.first()) {
+                Some(t) if plausible(t, self.now) => self.oldest_active = Some(t),
+                _ if text(f.first()).is_some() => self.errors += 1,
+                _ => {}
+            },
+            _ => self.errors += 1,
+        }
+    }
+
+    /// The script, for what the plain reads could not settle: the oldest ready job, the active
+    /// jobs, or both.
     fn walk_round(&mut self) -> Vec<Cmd> {
-        if !self.walk {
+        if !self.walk && !self.walk_active {
             return Vec::new();
         }
-        self.oldest_listed = None;
         self.stage = Stage::Walk;
-        let keys = [self.key("wait"), self.key("paused"), self.key("prioritized")];
-        let len = |i: usize| self.sizes[i].to_string();
+        let keys = [self.key("wait"), self.key("paused"), self.key("prioritized"), self.key("active")];
+        // A key of another type in round 1 was counted there: the script skips it.
+        let skip = |i: usize| if self.sizes[i] < 0.0 { "-1" } else { "0" }.to_string();
+        let flag = |b: bool| if b { "1" } else { "0" }.to_string();
         let args = [
             self.head.clone(),
             MAX_WALK.to_string(),
             MAX_BANDS.to_string(),
-            len(WAIT),
-            len(PAUSED),
-            len(PRIORITIZED),
+            skip(WAIT),
+            skip(PAUSED),
+            skip(PRIORITIZED),
+            flag(self.walk),
+            flag(self.walk_active),
+            MAX_LOCK_CHECKS.to_string(),
         ];
         vec![super::bullmq::walk_command(&keys, &args)]
     }
@@ -538,8 +588,22 @@ impl Snapshot {
             self.failed = Some(QueueError::BadReply);
             return;
         };
-        self.oldest_listed = f.num("oldest_ready").filter(|t| *t >= 0.0);
-        self.lower_bound = f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0;
+        // The sizes the script read beside what it found, so counts and ages share an instant.
+        for (i, name) in
+            [(WAIT, "waiting"), (PAUSED, "paused"), (PRIORITIZED, "prioritized"), (ACTIVE, "active")]
+        {
+            if let Some(n) = f.num(name) {
+                self.sizes[i] = n;
+            }
+        }
+        if self.walk {
+            self.oldest_listed = f.num("oldest_ready").filter(|t| *t >= 0.0);
+            self.lower_bound = f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0;
+        }
+        if self.walk_active {
+            self.oldest_active = f.num("oldest_active").filter(|t| *t >= 0.0);
+            self.stalled = f.num("stalled").unwrap_or(0.0).max(0.0);
+        }
         self.errors += f.num("errors").unwrap_or(0.0).max(0.0) as u64;
     }
 
@@ -628,6 +692,52 @@ mod tests {
         assert_eq!(s.candidates, vec!["21".to_string()]);
         assert_eq!(s.next_band.as_deref(), Some("25769803776"), "band 6 starts at 6 * 2^32");
         assert!(!s.walk);
+    }
+
+    fn bulks(v: &[&str]) -> Value {
+        Value::Array(v.iter().map(|s| bulk(s)).collect())
+    }
+
+    /// Round 2's active check for round-1 active ids `before` (right end last), replied with
+    /// the ids active now, the locks held and `processedOn` of the probes.
+    fn active_check(before: &[&str], now_ids: &[&str], locks: i64, started: &[&str]) -> Snapshot {
+        let mut s = Snapshot::new("bull:q:".into(), None, vec![]);
+        s.now = 1_700_000_000_000.0;
+        s.active_ids = before.iter().map(|x| x.to_string()).collect();
+        let cmds = s.second_round();
+        let probes = before.len().min(PLAIN_WALK);
+        assert_eq!(cmds.len(), 4 + probes, "MULTI, LRANGE, EXISTS, HMGETs, EXEC");
+        let mut replies: Vec<RedisResult<Value>> = vec![Ok(Value::Okay)];
+        replies.extend((0..2 + probes).map(|_| Ok(Value::SimpleString("QUEUED".into()))));
+        let mut exec = vec![bulks(now_ids), Value::Int(locks)];
+        exec.extend((0..probes).map(|i| bulks(&[started.get(i).copied().unwrap_or("")])));
+        replies.push(Ok(Value::Array(exec)));
+        s.next(&replies);
+        s
+    }
+
+    #[test]
+    fn jobs_that_finish_between_rounds_are_not_stalled() {
+        // Round 1 saw 5, 4, 3 active (3 the longest-running); by round 2, 3 and 4 finished (no
+        // lock, not in the list any more), 6 started; 5 and 6 hold their locks.
+        // Probes go rightmost first: 3, 4, 5.
+        let s = active_check(
+            &["5", "4", "3"],
+            &["6", "5"],
+            1,
+            &["1699999997000", "1699999998000", "1699999999000"],
+        );
+        assert_eq!(s.stalled, 0.0);
+        // The longest-running job still active is 5.
+        assert_eq!(s.oldest_active, Some(1_699_999_999_000.0));
+        assert_eq!(s.stage, Stage::Done);
+        // A job still active without its lock is stalled.
+        let s = active_check(&["5", "4"], &["5", "4"], 1, &["1699999998000", "1699999999000"]);
+        assert_eq!(s.stalled, 1.0);
+        assert_eq!(s.oldest_active, Some(1_699_999_998_000.0), "4, the rightmost");
+        // Every probe finished: the script reads the active jobs atomically.
+        let s = active_check(&["2"], &["9"], 1, &["1699999999000"]);
+        assert_eq!(s.stage, Stage::Walk);
     }
 
     #[test]
