@@ -353,3 +353,48 @@ fn a_busy_queue_of_short_jobs_shows_no_false_stalls() {
     assert!(running >= 3, "the queue was busy in only {running} of {collections} collections");
     assert_eq!(timed, running, "collections with active jobs and their start timestamp");
 }
+
+/// A delayed job promoted to `wait` has been ready since it fell due. BullMQ sets a promoted
+/// job's `delay` to 0, so its hash alone says it was ready when it was added: the ready
+/// timestamp jumped back by the whole delay when a worker promoted it (helper-found). redline
+/// takes the due time from the job's `delayed` event.
+#[test]
+fn a_promoted_delayed_job_keeps_its_due_time() {
+    let r = RedisServer::start(&[]);
+    let p = r.port;
+    let d = daemon(&r, "      - system: bullmq\n        names: [promo]\n");
+    let m = |t: &str, name: &str, rest: &str| value(t, &format!("{name}{}", q("bullmq", "promo", rest)));
+    // redline's first look comes first: it counts the events written after it.
+    wait_for("first look", Duration::from_secs(10), || {
+        m(&d.scrape(), "redline_queue_jobs", ",state=\"waiting\"").is_some()
+    });
+    let now_ms = || {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as f64
+    };
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"promo","count":1}}"#));
+    let before = now_ms();
+    bull_js("bullmq", "add", &format!(r#"{{"port":{p},"queue":"promo","count":2,"delay":1500}}"#));
+    let after = now_ms();
+    wait_for("the delayed jobs fall due", Duration::from_secs(10), || {
+        now_ms() > after + 1600.0 && m(&d.scrape(), "redline_queue_jobs", ",state=\"delayed\"") == Some(2.0)
+    });
+    // A worker takes the first job and promotes the two due ones, which then wait behind it.
+    let _worker = common::Reap(vec![bull_js_spawn(
+        "bullmq",
+        "work",
+        &format!(r#"{{"port":{p},"queue":"promo","ms":30000,"concurrency":1,"seconds":25}}"#),
+    )]);
+    let mut t = String::new();
+    wait_for("two promoted jobs waiting behind a running one", Duration::from_secs(15), || {
+        t = d.scrape();
+        m(&t, "redline_queue_jobs", ",state=\"waiting\"") == Some(2.0)
+            && m(&t, "redline_queue_jobs", ",state=\"active\"") == Some(1.0)
+    });
+    let ready = m(&t, "redline_queue_oldest_ready_timestamp_seconds", "").expect("ready timestamp") * 1000.0;
+    assert!(
+        ready >= before + 1500.0 - 5.0 && ready <= after + 1500.0 + 5.0,
+        "ready at {ready}: the jobs fell due between {} and {} (added at {before}..{after})",
+        before + 1500.0,
+        after + 1500.0
+    );
+}

@@ -67,11 +67,14 @@ async function runUntil(seen) {
   while (Date.now() < deadline && !(o.until && seen.completed + seen.failed >= o.until)) await sleep(20);
 }
 
-// The oldest job that could run now, from the library's own job lists.
+// The oldest job that could run now, from the library's own job lists: added at timestamp +
+// delay, or back after an attempt that started at processedOn (a retried job keeps its
+// timestamp). A delayed job promoted to wait has delay 0 in its hash: its due time is not
+// here; tests/queues_bull.rs checks that case against the schedule it set.
 function oldestReady(ready, delayed, now) {
   let oldest = null;
   const older = t => { if (oldest === null || t < oldest) oldest = t; };
-  for (const j of ready) if (j) older(j.timestamp + (j.delay || 0));
+  for (const j of ready) if (j) older(Math.max(j.timestamp + (j.delay || 0), j.processedOn || 0));
   for (const j of delayed) if (j && j.timestamp + (j.delay || 0) <= now) older(j.timestamp + (j.delay || 0));
   return oldest;
 }

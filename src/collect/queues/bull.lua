@@ -53,14 +53,14 @@ if kind(KEYS[5]) == "zset" and kind(target) == "list" then
     if #r == 0 then low = nil; break end
     local ahead = rcall("ZCOUNT", KEYS[5], "-inf", "(" .. r[2])
     local id = rcall("LINDEX", target, -(ahead + 1))
-    if id and rcall("ZSCORE", KEYS[5], id) == r[2] then older(ready_at(prefix, id)) else lower_bound = true end
+    if id and rcall("ZSCORE", KEYS[5], id) == r[2] then older(ready_at(prefix, id), id) else lower_bound = true end
     low = "(" .. r[2]
   end
   if low and #rcall("ZRANGEBYSCORE", KEYS[5], low, "+inf", "LIMIT", 0, 1) > 0 then lower_bound = true end
   -- The oldest job without a priority sits just left of the prioritized bands.
   if z > 0 then
     local id = rcall("LINDEX", target, -(z + 1))
-    if id and not rcall("ZSCORE", KEYS[5], id) then older(ready_at(prefix, id)) end
+    if id and not rcall("ZSCORE", KEYS[5], id) then older(ready_at(prefix, id), id) end
   end
 end
 due_delayed(KEYS[4], out.delayed)

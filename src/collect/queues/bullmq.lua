@@ -10,7 +10,7 @@
         4 5 6 -1 when wait, paused, prioritized had another type in the plain read (already
         counted: skipped), else 0 7 ready flag 8 active flag 9 max active jobs checked for a lock
   Returns flat name/value pairs: waiting, paused, prioritized, oldest_ready (ms, -1 none),
-  oldest_lower_bound; active, oldest_active (ms, -1 none), stalled; errors.
+  oldest_id (its job), oldest_lower_bound; active, oldest_active (ms, -1 none), stalled; errors.
 ]]
 local prefix = ARGV[1]
 local out = {}
@@ -32,12 +32,13 @@ if ARGV[7] == "1" then
       local r = rcall("ZRANGEBYSCORE", KEYS[3], low, "+inf", "WITHSCORES", "LIMIT", 0, 1)
       local score = finite(r[2])
       if not score then low = nil; break end
-      older(ready_at(prefix, r[1]))
+      older(ready_at(prefix, r[1]), r[1])
       low = string.format("%.0f", (math.floor(score / band) + 1) * band)
     end
     if low and #rcall("ZRANGEBYSCORE", KEYS[3], low, "+inf", "LIMIT", 0, 1) > 0 then lower_bound = true end
   end
   out.oldest_ready = oldest or -1
+  out.oldest_id = oldest_id
   out.oldest_lower_bound = lower_bound and 1 or 0
 end
 if ARGV[8] == "1" then

@@ -91,6 +91,12 @@ pub struct Tracker {
     /// The stream had entries after the cursor at the last look: read it this time.
     reading: bool,
     ready: HashMap<String, f64>,
+    /// When delayed jobs fall due (the `delay` of their `delayed` event): a job promoted from
+    /// `delayed` has been ready since then, not since it was moved (its hash says delay 0).
+    due: HashMap<String, f64>,
+    /// When jobs that came back to wait (promoted from delayed, or after a failed attempt) became
+    /// ready: their hashes keep the time they were first added.
+    back: HashMap<String, f64>,
     started: HashMap<String, Started>,
     pending: HashMap<String, Pending>,
     /// Bull: finished-set cursors and counter source.
@@ -107,6 +113,14 @@ impl Tracker {
             }
         }
         self.ready.insert(job.to_string(), ms);
+    }
+
+    /// Remembers `job` -> `ms` in `map` up to [`MAX_TRACKED`] jobs (a scheduler's many delayed
+    /// jobs must not crowd out the rest: beyond it new ones are not remembered).
+    fn bounded(map: &mut HashMap<String, f64>, job: &str, ms: f64) {
+        if map.len() < MAX_TRACKED || map.contains_key(job) {
+            map.insert(job.to_string(), ms);
+        }
     }
 
     fn track_start(&mut self, job: &str, s: Started) {
@@ -129,6 +143,8 @@ pub struct Entry {
     event: String,
     job: Option<String>,
     prev: Option<String>,
+    /// A `delayed` event's due time (ms).
+    delay: Option<f64>,
 }
 
 /// Parses an XRANGE reply; entries without a readable id are skipped and counted.
@@ -141,11 +157,12 @@ fn entries(v: &Value, bad: &mut u64) -> Option<Vec<Entry>> {
             *bad += 1;
             continue;
         };
-        let mut entry = Entry { id, event: String::new(), job: None, prev: None };
+        let mut entry = Entry { id, event: String::new(), job: None, prev: None, delay: None };
         let mut set = |k: Option<String>, v: Option<String>| match k.as_deref() {
             Some("event") => entry.event = v.unwrap_or_default(),
             Some("jobId") => entry.job = v,
             Some("prev") => entry.prev = v,
+            Some("delay") => entry.delay = v.and_then(|d| d.parse().ok()).filter(|d: &f64| d.is_finite()),
             _ => {}
         };
         match parts.get(1) {
@@ -290,6 +307,7 @@ fn read_fields(stream: Option<&Value>, fields: &Value, st: &mut QueueState) -> R
             r.added_new = Some(0.0);
         }
     }
+    correct_ready(t, &f, now, &mut r);
     r.counters_exact = Some(!t.gap_unknown && info.kind != "other");
     r.bad_data = bad;
     Ok(r)
@@ -365,12 +383,26 @@ fn consume(t: &mut Tracker, cursor: StreamId, info: &StreamInfo, es: &[Entry], r
                     }
                     t.started.remove(job);
                 }
-                t.track_ready(job, ms);
+                // Promoted from delayed: ready since it fell due, if that was seen.
+                let due = t.due.remove(job).filter(|_| e.prev.as_deref() == Some("delayed"));
+                let ready = due.map_or(ms, |d| d.min(ms));
+                t.track_ready(job, ready);
+                if matches!(e.prev.as_deref(), Some("delayed" | "active")) {
+                    Tracker::bounded(&mut t.back, job, ready);
+                }
             }
-            // A job sent from active to delayed (a retry with backoff); a delayed add or a
-            // changeDelay() is not active.
-            "delayed" if t.started.remove(job).is_some() => retried += 1.0,
+            "delayed" => {
+                if let Some(due) = e.delay {
+                    Tracker::bounded(&mut t.due, job, due);
+                }
+                // A job sent from active to delayed (a retry with backoff); a delayed add or a
+                // changeDelay() is not active.
+                if t.started.remove(job).is_some() {
+                    retried += 1.0;
+                }
+            }
             "active" => {
+                t.back.remove(job);
                 let ready = t.ready.remove(job);
                 t.track_start(job, Started { at: Some(ms), ready });
             }
@@ -392,6 +424,8 @@ fn consume(t: &mut Tracker, cursor: StreamId, info: &StreamInfo, es: &[Entry], r
             }
             "removed" | "waiting-children" => {
                 t.ready.remove(job);
+                t.due.remove(job);
+                t.back.remove(job);
                 t.started.remove(job);
             }
             _ => {}
@@ -430,6 +464,27 @@ fn consume(t: &mut Tracker, cursor: StreamId, info: &StreamInfo, es: &[Entry], r
         (Some(a), Some(p)) => Some(a.saturating_sub(p) as f64),
         _ => None,
     };
+}
+
+/// The oldest ready job again, with what the events stream says about the candidates: a job
+/// promoted from `delayed` has been ready since it fell due and one back from a failed attempt
+/// since it came back, while their hashes keep the time they were added (BullMQ sets a promoted
+/// job's `delay` to 0). Jobs that became ready before redline's first look keep their hash time.
+fn correct_ready(t: &Tracker, f: &Fields, now: f64, r: &mut Reading) {
+    let found = f.list("ready_found").unwrap_or(&[]);
+    if found.is_empty() {
+        return;
+    }
+    let mut oldest = f.num("oldest_delayed").filter(|d| *d >= 0.0);
+    for c in found.chunks_exact(2) {
+        let (Some(id), Some(ms)) = (text(c.first()), super::int(c.get(1))) else { continue };
+        let ms = t.back.get(&id).filter(|tr| plausible(**tr, now)).map_or(ms, |tr| tr.max(ms));
+        oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
+    }
+    if let Some(ms) = oldest {
+        r.oldest_ready_ms = Some(ms);
+        r.oldest_ready_age = ((now - ms) / 1000.0).max(0.0);
+    }
 }
 
 /// Times the finished jobs whose hash the script read (`looked`: id and four fields each);
@@ -567,6 +622,24 @@ mod tests {
         assert_eq!(t.pending.len(), 1, "job 9 started before the stream showed it: timed from its hash");
         assert_eq!((r.events_lost, r.events_backlog), (0.0, Some(0.0)));
         assert_eq!(t.cursor, StreamId::parse("2500-0"));
+    }
+
+    #[test]
+    fn a_promoted_delayed_job_is_ready_since_it_fell_due() {
+        let reply = Value::Array(vec![
+            entry("1000-0", &["event", "delayed", "jobId", "7", "delay", "5000"]),
+            entry("1000-1", &["event", "delayed", "jobId", "8", "delay", "6000"]),
+            // Promoted late by a worker that started at 9000; BullMQ sets their delay to 0.
+            entry("9000-0", &["event", "waiting", "jobId", "7", "prev", "delayed"]),
+            // A job back from a failed attempt is ready since it came back.
+            entry("9500-0", &["event", "waiting", "jobId", "3", "prev", "active"]),
+        ]);
+        let es = entries(&reply, &mut 0).expect("entries");
+        let mut t = Tracker { pos: Some(0), ..Tracker::default() };
+        consume(&mut t, StreamId::default(), &info(4, 4, "1000-0", "9500-0"), &es, &mut Reading::default());
+        assert_eq!(t.back.get("7"), Some(&5000.0));
+        assert_eq!(t.back.get("3"), Some(&9500.0));
+        assert_eq!(t.due.get("8"), Some(&6000.0), "still delayed");
     }
 
     #[test]

@@ -60,7 +60,7 @@ const R1_STREAM: usize = R1_ACTIVE_IDS + 1;
 #[derive(Debug, Clone, PartialEq)]
 enum Ask {
     /// When a candidate for the oldest ready job became ready.
-    Ready,
+    Ready(String),
     /// Whether a priority band after the first holds a job.
     MoreBands,
     /// A `MULTI`/`QUEUED` reply of the active jobs' check.
@@ -134,6 +134,9 @@ pub struct Snapshot {
     errors: u64,
     /// Oldest ready time from `wait`, `paused` and `prioritized` (plain or the script's).
     oldest_listed: Option<f64>,
+    /// The jobs behind it and their ready times from their hashes: the events stream may know
+    /// better (a promoted delayed job's hash says delay 0).
+    ready_found: Vec<(String, f64)>,
     /// Oldest due delayed job (round 1 alone settles it).
     oldest_delayed: Option<f64>,
     lower_bound: bool,
@@ -169,6 +172,7 @@ impl Snapshot {
             paused: false,
             errors: 0,
             oldest_listed: None,
+            ready_found: Vec::new(),
             oldest_delayed: None,
             lower_bound: false,
             walk: false,
@@ -422,8 +426,10 @@ impl Snapshot {
         self.asks.clear();
         if !self.walk {
             for id in &self.candidates {
-                cmds.push(redis::cmd("HMGET").arg(self.key(id)).arg("timestamp").arg("delay").to_owned());
-                self.asks.push(Ask::Ready);
+                let mut c = redis::cmd("HMGET");
+                c.arg(self.key(id)).arg("timestamp").arg("delay").arg("processedOn");
+                cmds.push(c);
+                self.asks.push(Ask::Ready(id.clone()));
             }
             if let Some(low) = &self.next_band {
                 let mut c = redis::cmd("ZRANGEBYSCORE");
@@ -476,16 +482,23 @@ impl Snapshot {
         for (ask, reply) in std::mem::take(&mut self.asks).into_iter().zip(r) {
             let g = got(Some(reply));
             match ask {
-                Ask::Ready => {
+                Ask::Ready(id) => {
                     // A hash gone (the job moved on since round 1, or a dangling id), another
                     // type or a garbage time: the script decides, atomically.
                     let fields = match &g {
                         Got::Value(v) => list(Some(v)).unwrap_or(&[]),
                         _ => &[],
                     };
-                    let ready = finite(fields.first()).map(|ts| ts + finite(fields.get(1)).unwrap_or(0.0));
+                    // Added at `timestamp` + `delay`, or back after an attempt that started at
+                    // `processedOn` (a retried job keeps the timestamp it was added with).
+                    let ready = finite(fields.first()).map(|ts| {
+                        (ts + finite(fields.get(1)).unwrap_or(0.0)).max(finite(fields.get(2)).unwrap_or(0.0))
+                    });
                     match ready.filter(|t| plausible(*t, now)) {
-                        Some(t) => self.oldest_listed = Some(self.oldest_listed.map_or(t, |o| o.min(t))),
+                        Some(t) => {
+                            self.oldest_listed = Some(self.oldest_listed.map_or(t, |o| o.min(t)));
+                            self.ready_found.push((id, t));
+                        }
                         None => self.walk = true,
                     }
                 }
@@ -598,6 +611,10 @@ impl Snapshot {
         }
         if self.walk {
             self.oldest_listed = f.num("oldest_ready").filter(|t| *t >= 0.0);
+            self.ready_found.clear();
+            if let (Some(id), Some(t)) = (f.text("oldest_id"), self.oldest_listed) {
+                self.ready_found.push((id, t));
+            }
             self.lower_bound = f.num("oldest_lower_bound").unwrap_or(0.0) > 0.0;
         }
         if self.walk_active {
@@ -631,6 +648,9 @@ impl Snapshot {
             (a, b) => a.or(b).unwrap_or(-1.0),
         };
         put("oldest_ready", Value::Double(oldest));
+        put("oldest_delayed", Value::Double(self.oldest_delayed.unwrap_or(-1.0)));
+        let found = self.ready_found.iter().flat_map(|(id, t)| [bulk(id), Value::Double(*t)]).collect();
+        put("ready_found", Value::Array(found));
         put("oldest_lower_bound", Value::Int(self.lower_bound.into()));
         put("oldest_active", Value::Double(self.oldest_active.unwrap_or(-1.0)));
         put("stalled", Value::Double(self.stalled));

@@ -21,22 +21,28 @@ local function job_fields(key, fields)
   if type(r) ~= "table" or r.err then errors = errors + 1; return nil end
   return r
 end
--- When job `id` became ready: its timestamp plus its delay. nil (counted) for a missing hash
+-- When job `id` became ready: its timestamp plus its delay, or when its last attempt started if
+-- later (a retried job keeps the timestamp it was added with). nil (counted) for a missing hash
 -- (a dangling id), the wrong type, or a garbage timestamp.
 local function ready_at(prefix, id)
   if not id then return nil end
-  local f = job_fields(prefix .. id, {"timestamp", "delay"})
+  local f = job_fields(prefix .. id, {"timestamp", "delay", "processedOn"})
   if not f then return nil end
   local ts = finite(f[1])
   local t = ts and ts + (finite(f[2]) or 0)
+  local started = finite(f[3])
+  if t and started and started > t then t = started end
   if not plausible(t) then errors = errors + 1; return nil end
   return t
 end
 
 local oldest = nil
 local lower_bound = false
-local function older(ms)
-  if ms and (oldest == nil or ms < oldest) then oldest = ms end
+-- The job behind `oldest` (nil for a due delayed job): redline may know when it really became
+-- ready from the events stream (a promoted delayed job's hash says delay 0).
+local oldest_id = nil
+local function older(ms, id)
+  if ms and (oldest == nil or ms < oldest) then oldest, oldest_id = ms, id end
 end
 
 -- Job ids both libraries generate are integers counted up as jobs are added.
@@ -72,7 +78,7 @@ local function list_oldest(key, prefix, max, len)
       local t = ready_at(prefix, id)
       if found and newer == nil and t and prev_t and t > prev_t then return end
       if t then
-        older(t)
+        older(t, id)
         found = true
       end
       prev_id, prev_t = id, t or prev_t
