@@ -314,8 +314,9 @@ impl Snapshot {
         let mut run = Vec::new();
         let mut prev: Option<u64> = None;
         for id in ids.iter().rev() {
-            // Custom ids: only their times order them, which the script compares.
-            let Ok(n) = id.parse::<u64>() else {
+            // Custom ids ("0900" is one: the library writes its counter without leading zeros):
+            // only their times order them, which the script compares.
+            let Some(n) = id.parse::<u64>().ok().filter(|n| n.to_string() == *id) else {
                 self.walk = true;
                 return;
             };
@@ -696,6 +697,7 @@ mod tests {
         assert!(walk(&["1", "2", "3", "4"], 9.0).1);
         // Custom ids: only their times order them.
         assert!(walk(&["a", "b"], 2.0).1);
+        assert!(walk(&["0200", "0100"], 2.0).1, "leading zeros: not the library's counter");
         // Empty, missing or another type: nothing to read.
         assert_eq!(walk(&[], 0.0), (vec![], false));
         assert_eq!(walk(&[], -1.0), (vec![], false));

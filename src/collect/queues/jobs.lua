@@ -45,9 +45,14 @@ local function older(ms, id)
   if ms and (oldest == nil or ms < oldest) then oldest, oldest_id = ms, id end
 end
 
--- Job ids both libraries generate are integers counted up as jobs are added.
+-- Job ids both libraries generate are integers counted up as jobs are added, written without
+-- leading zeros; anything else ("0900", "1e3", "job-7") is a custom id, ordered by time only.
+local function counter_id(s)
+  if type(s) ~= "string" or not (s == "0" or string.match(s, "^[1-9]%d*$")) then return nil end
+  return tonumber(s)
+end
 local function newer_id(a, b)
-  local x, y = tonumber(a), tonumber(b)
+  local x, y = counter_id(a), counter_id(b)
   if x and y then return x > y end
   return nil
 end
