@@ -387,8 +387,14 @@ fn consume(t: &mut Tracker, cursor: StreamId, info: &StreamInfo, es: &[Entry], r
                 let due = t.due.remove(job).filter(|_| e.prev.as_deref() == Some("delayed"));
                 let ready = due.map_or(ms, |d| d.min(ms));
                 t.track_ready(job, ready);
-                if matches!(e.prev.as_deref(), Some("delayed" | "active")) {
-                    Tracker::bounded(&mut t.back, job, ready);
+                // Back after an attempt: ready since now. Promoted: since its due time, when its
+                // `delayed` event was read; a job delayed before redline's first look keeps its
+                // hash time (the event's time would say it waited less than it did).
+                match (e.prev.as_deref(), due) {
+                    (Some("active"), _) | (Some("delayed"), Some(_)) => {
+                        Tracker::bounded(&mut t.back, job, ready)
+                    }
+                    _ => {}
                 }
             }
             "delayed" => {
@@ -478,7 +484,10 @@ fn correct_ready(t: &Tracker, f: &Fields, now: f64, r: &mut Reading) {
     let mut oldest = f.num("oldest_delayed").filter(|d| *d >= 0.0);
     for c in found.chunks_exact(2) {
         let (Some(id), Some(ms)) = (text(c.first()), super::int(c.get(1))) else { continue };
-        let ms = t.back.get(&id).filter(|tr| plausible(**tr, now)).map_or(ms, |tr| tr.max(ms));
+        // Back in wait as the stream said; or, before redline has read the `waiting` event
+        // (the stream is read from the collection after it wakes up), due by its `delayed` one.
+        let known = t.back.get(&id).or_else(|| t.due.get(&id).filter(|d| **d <= now));
+        let ms = known.filter(|tr| plausible(**tr, now)).map_or(ms, |tr| tr.max(ms));
         oldest = Some(oldest.map_or(ms, |o| o.min(ms)));
     }
     if let Some(ms) = oldest {
@@ -633,10 +642,13 @@ mod tests {
             entry("9000-0", &["event", "waiting", "jobId", "7", "prev", "delayed"]),
             // A job back from a failed attempt is ready since it came back.
             entry("9500-0", &["event", "waiting", "jobId", "3", "prev", "active"]),
+            // Delayed before redline's first look: its due time is unknown, the hash is kept.
+            entry("9600-0", &["event", "waiting", "jobId", "2", "prev", "delayed"]),
         ]);
         let es = entries(&reply, &mut 0).expect("entries");
         let mut t = Tracker { pos: Some(0), ..Tracker::default() };
-        consume(&mut t, StreamId::default(), &info(4, 4, "1000-0", "9500-0"), &es, &mut Reading::default());
+        consume(&mut t, StreamId::default(), &info(5, 5, "1000-0", "9600-0"), &es, &mut Reading::default());
+        assert_eq!(t.back.get("2"), None);
         assert_eq!(t.back.get("7"), Some(&5000.0));
         assert_eq!(t.back.get("3"), Some(&9500.0));
         assert_eq!(t.due.get("8"), Some(&6000.0), "still delayed");

@@ -127,7 +127,12 @@ local function active_jobs(key, prefix, max, len)
   local ids = rcall("LRANGE", key, -max, -1)
   local stalled = 0
   for _, id in ipairs(ids) do
-    if rcall("EXISTS", prefix .. id .. ":lock") == 0 then stalled = stalled + 1 end
+    -- Bull moves a job into `active` (BRPOPLPUSH) before its worker locks it and sets
+    -- `processedOn`: a job without either has just been taken, not stalled.
+    if rcall("EXISTS", prefix .. id .. ":lock") == 0
+      and redis.pcall("HEXISTS", prefix .. id, "processedOn") == 1 then
+      stalled = stalled + 1
+    end
   end
   local started = -1
   if #ids > 0 then
