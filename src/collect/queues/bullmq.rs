@@ -278,7 +278,7 @@ fn read_fields(stream: Option<&Value>, fields: &Value, st: &mut QueueState) -> R
                 t.cursor = Some(StreamId::default());
                 t.pos = Some(0);
             }
-            for id in f.list("active_ids").unwrap_or(&[]).iter().filter_map(|v| text(Some(v))) {
+            for id in super::texts(f.get("active_ids")) {
                 t.track_start(&id, Started::default());
             }
             r.added_new = Some(0.0);

@@ -22,7 +22,7 @@
 use redis::{Cmd, RedisResult, Value};
 
 use super::bullmq::{plausible, MAX_BANDS, MAX_LOCK_CHECKS, MAX_WALK};
-use super::{int, list, text, QueueError};
+use super::{int, list, text, texts, QueueError};
 
 /// Jobs read from the right end of `wait` and `paused` in round 1. A FIFO queue's oldest job is
 /// the rightmost, and the id to its left shows the walk is over; longer LIFO runs go to the script.
@@ -289,7 +289,7 @@ impl Snapshot {
         self.due_delayed(r.get(R1_DELAYED_HEAD));
         if self.sizes[ACTIVE] > 0.0 {
             if let Got::Value(v) = got(r.get(R1_ACTIVE_IDS)) {
-                self.active_ids = list(Some(v)).unwrap_or(&[]).iter().filter_map(|x| text(Some(x))).collect();
+                self.active_ids = texts(Some(v));
             }
         }
         self.read_stream(&r[R1_STREAM..]);
@@ -310,7 +310,7 @@ impl Snapshot {
             self.walk = true;
             return;
         };
-        let ids: Vec<String> = list(Some(v)).unwrap_or(&[]).iter().filter_map(|x| text(Some(x))).collect();
+        let ids = texts(Some(v));
         let mut run = Vec::new();
         let mut prev: Option<u64> = None;
         for id in ids.iter().rev() {
@@ -538,11 +538,11 @@ impl Snapshot {
     /// The active jobs' check of round 2 (`EXEC` reply: the active ids now, the locks held by
     /// round 1's active jobs, `processedOn` of `probes`).
     fn read_active(&mut self, a: &[Value], probes: &[String]) {
-        let Some(now_ids) = list(a.first()) else {
+        if list(a.first()).is_none() {
             self.walk_active = true; // the key changed type since round 1
             return;
-        };
-        let now_ids: Vec<String> = now_ids.iter().filter_map(|x| text(Some(x))).collect();
+        }
+        let now_ids = texts(a.first());
         let before: std::collections::HashSet<&str> = self.active_ids.iter().map(String::as_str).collect();
         let still = now_ids.iter().filter(|id| before.contains(id.as_str())).count();
         // The count, the stalled jobs and the longest-running one from one instant (a list

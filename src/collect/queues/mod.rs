@@ -809,6 +809,11 @@ pub(crate) fn list(v: Option<&Value>) -> Option<&[Value]> {
     }
 }
 
+/// The text elements of an array reply (others skipped; not an array: none).
+pub(crate) fn texts(v: Option<&Value>) -> Vec<String> {
+    list(v).unwrap_or(&[]).iter().filter_map(|x| text(Some(x))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

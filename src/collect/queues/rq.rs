@@ -438,7 +438,7 @@ pub fn read(replies: &[RedisResult<Value>], st: &mut QueueState) -> Result<Readi
     if m.timed.len() > MAX_TIMED {
         m.timed.clear();
     }
-    m.running = f.list("running").unwrap_or(&[]).iter().filter_map(|v| text(Some(v))).collect();
+    m.running = super::texts(f.get("running"));
     if let Some(p) = prev_now {
         m.last_gap = c - (p / 1000.0).floor() as i64;
     }
